@@ -1,0 +1,87 @@
+"""Build hooks for the site (named in ``mkdocs.yml`` under ``hooks:``).
+
+Two jobs, both done at build time so the published site needs no network:
+
+* **Math as MathML.** ``pymdownx.arithmatex`` (generic mode) wraps TeX in
+  ``<span class="arithmatex">\\(...\\)</span>`` and ``<div class="arithmatex">\\[...\\]</div>``.
+  :func:`render_math` replaces each with MathML from :func:`gdl_ref.cards.mathml.to_mathml`,
+  which browsers render natively: no JavaScript, no CDN, nothing to load. TeX that will
+  not convert stops the build with the page's file and line.
+* **The deck as a download.** The Anki deck and the CSV of every card are generated from
+  ``docs/`` by :mod:`gdl_ref.cards.export` on every build and served under ``downloads/``,
+  so they can never be stale or committed by hand.
+
+Notebook pages rendered by mkdocs-jupyter carry a MathJax ``<script>`` pointing at a CDN;
+:func:`strip_notebook_mathjax` removes it (notebooks keep their prose free of TeX).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File, Files
+
+from gdl_ref.cards.mathml import MathError, to_mathml
+
+_INLINE = re.compile(r'<span class="arithmatex">\\\((.*?)\\\)</span>', re.DOTALL)
+_BLOCK = re.compile(r'<div class="arithmatex">\\\[(.*?)\\\]</div>', re.DOTALL)
+_NOTEBOOK_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.DOTALL)
+DOWNLOADS = {"anki": "downloads/gdl-ref.apkg", "csv": "downloads/gdl-ref.csv"}
+
+
+def _line_of(tex: str, markdown: str) -> int:
+    """1-based line of the first line of ``tex`` in the page source (0 when not found)."""
+    first = tex.strip().splitlines()[0] if tex.strip() else tex
+    for number, line in enumerate(markdown.splitlines(), start=1):
+        if first and first in line:
+            return number
+    return 0
+
+
+def render_math(content: str, src_path: str = "<page>", markdown: str = "") -> str:
+    """Replace arithmatex's generic TeX wrappers in ``content`` with MathML.
+
+    Raises:
+        PluginError: naming ``src_path:line`` and the TeX when a formula will not render.
+    """
+
+    def convert(match: re.Match[str], display: bool) -> str:
+        tex = html.unescape(match.group(1))
+        try:
+            mathml = to_mathml(tex, display=display)
+        except MathError as error:
+            line = _line_of(tex, markdown)
+            raise PluginError(f"{src_path}:{line}: math will not render: {error}") from None
+        return f'<div class="arithmatex">{mathml}</div>' if display else f'<span class="arithmatex">{mathml}</span>'
+
+    content = _BLOCK.sub(lambda m: convert(m, True), content)
+    return _INLINE.sub(lambda m: convert(m, False), content)
+
+
+def strip_notebook_mathjax(content: str) -> str:
+    """Remove the CDN MathJax loader that notebook pages carry."""
+    return _NOTEBOOK_MATHJAX.sub("", content)
+
+
+def on_page_content(html_content: str, page: Any, config: Any, files: Files) -> str:
+    """mkdocs hook: MathML for every page, and no CDN script on notebook pages."""
+    markdown = page.markdown or ""
+    return render_math(strip_notebook_mathjax(html_content), page.file.src_path, markdown)
+
+
+def on_files(files: Files, config: Any) -> Files:
+    """mkdocs hook: add the Anki deck and the CSV of all cards, built from ``docs/``."""
+    from gdl_ref.cards.export import export_cards  # imported late: genanki is only needed here
+
+    docs_dir = Path(config["docs_dir"])
+    out_dir = Path(tempfile.mkdtemp(prefix="gdl-ref-downloads-"))
+    for fmt, uri in DOWNLOADS.items():
+        target = out_dir / Path(uri).name
+        export_cards([docs_dir], fmt, target)
+        files.append(File.generated(config, uri, abs_src_path=str(target)))
+    return files

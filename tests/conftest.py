@@ -1,0 +1,53 @@
+"""Shared fixtures: the GPU skip rule and one strict build of the site per test session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Malformed cards written for the validator tests: data, not pages whose code should run.
+collect_ignore_glob = ["cards_corpus/*"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip `gpu`-marked tests, with the reason, where CUDA is not available."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device: torch.cuda.is_available() is False (run with -m gpu on a GPU machine)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@dataclass(frozen=True)
+class SiteBuild:
+    """The result of one `mkdocs build --strict` of the repository."""
+
+    site_dir: Path
+    returncode: int
+    log: str
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> SiteBuild:
+    """Build the site once, strictly, into a temporary folder (or reuse GDL_REF_SITE_DIR)."""
+    prebuilt = os.environ.get("GDL_REF_SITE_DIR")
+    if prebuilt:
+        return SiteBuild(Path(prebuilt), 0, "(prebuilt site, build log not captured)")
+    site_dir = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return SiteBuild(site_dir, result.returncode, result.stdout + result.stderr)
