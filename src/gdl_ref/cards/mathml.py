@@ -61,6 +61,7 @@ def _hint(name: str) -> str:
     return f" ({HINTS[name]})" if name in HINTS else ""
 
 
+# --8<-- [start:braces]
 def _check_braces(tex: str) -> None:
     """Raise MathError unless every `{` has its `}` (escaped `\\{` and `\\}` do not count)."""
     depth = 0
@@ -79,6 +80,7 @@ def _check_braces(tex: str) -> None:
         i += 1
     if depth > 0:
         raise MathError(f"unbalanced braces: {depth} '{{' never closed")
+# --8<-- [end:braces]
 
 
 def check_tex(tex: str) -> None:
