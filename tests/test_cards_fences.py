@@ -132,3 +132,10 @@ def test_snippet_line_among_code():
 def test_longer_fence_holds_a_shorter_one():
     text = "````markdown\n```python\nx\n```\n````\n"
     assert kinds(text) == ["other"]
+
+
+def test_reason_may_wrap_over_lines():
+    text = ("    *Not run here: it needs Docker, a network and the\n    book's repository.*\n\n"
+            "    <!--pytest-codeblocks:skip-->\n\n    ```bash\n    docker compose up\n    ```\n")
+    (fence,) = classify(text, "p.md")
+    assert (fence.kind, fence.problems) == ("skipped", [])

@@ -88,14 +88,16 @@ def _lang(info: str) -> str:
 
 
 def _has_reason(lines: list[str], marker_idx: int, fence_start: int, fence_end: int) -> bool:
-    """A `Not run here:` line directly above the marker, between marker and fence, or directly below."""
-    def nearest(idx: int, step: int) -> str:
-        while 0 <= idx < len(lines):
-            if lines[idx].strip():
-                return lines[idx]
+    """A `Not run here:` paragraph directly above the marker, between marker and fence, or directly below."""
+    def paragraph(idx: int, step: int) -> str:
+        while 0 <= idx < len(lines) and not lines[idx].strip():
             idx += step
-        return ""
-    candidates = [nearest(marker_idx - 1, -1), nearest(fence_end + 1, 1)]
+        found: list[str] = []
+        while 0 <= idx < len(lines) and lines[idx].strip() and not OPEN.match(lines[idx]):
+            found.append(lines[idx].strip())
+            idx += step
+        return " ".join(found[::step])
+    candidates = [paragraph(marker_idx - 1, -1), paragraph(fence_end + 1, 1)]
     candidates += lines[marker_idx + 1:fence_start]
     return any(REASON.search(c) for c in candidates)
 

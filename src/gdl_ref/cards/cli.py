@@ -1,0 +1,192 @@
+"""`gdl-ref cards check | import | export`: the card tools on the command line.
+
+`add_parser(subparsers)` registers `cards` on the `gdl-ref` command (gdl_ref.cli); each
+subcommand's handler takes the argparse Namespace and returns the exit status. The same
+commands run standalone as `python -m gdl_ref.cards ...`.
+
+Exit status: 0 fine; 1 problems found (listed as `file:line: message`); 2 bad usage
+(a path that does not exist, a file that is not flashcards, an output that exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["add_parser", "main", "cmd_check", "cmd_import", "cmd_export"]
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _existing(paths: list[str]) -> list[Path] | None:
+    missing = [p for p in paths if not Path(p).exists()]
+    for p in missing:
+        _err(f"gdl-ref cards: no such file or folder: {p}")
+    return None if missing else [Path(p) for p in paths]
+
+
+def _guarded(handler):
+    """Run a handler; an unexpected error is one line on stderr, not a traceback (GDL_REF_DEBUG=1 shows it)."""
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except Exception as exc:  # the last line of defence: tools never end in a traceback
+            if os.environ.get("GDL_REF_DEBUG"):
+                raise
+            _err(f"gdl-ref cards {args.cards_command}: internal error: {type(exc).__name__}: {exc} "
+                 "(set GDL_REF_DEBUG=1 for the traceback, and please report it)")
+            return 3
+    run.__name__ = handler.__name__
+    run.__doc__ = handler.__doc__
+    return run
+
+
+@_guarded
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate the cards under PATHS; print every problem as file:line: message."""
+    from .validate import validate_paths
+
+    paths = _existing(args.paths)
+    if paths is None:
+        return 2
+    pages, problems = validate_paths(paths, args.root)
+    for problem in problems:
+        print(problem)
+    card_pages = [p for p in pages if p.is_card_page]
+    n_cards = sum(len(p.cards) for p in card_pages)
+    summary = (f"{len(problems)} problem{'s' * (len(problems) != 1)} in {len(pages)} pages "
+               f"({len(card_pages)} card pages, {n_cards} cards)")
+    print(summary if problems else f"ok: {summary}", file=sys.stderr if problems else sys.stdout)
+    return 1 if problems else 0
+
+
+def _site_ids(root: Path, skip: Path | None) -> dict[str, str]:
+    """ids already used by the cards under root/docs (except in `skip`), mapped to file:line."""
+    from .parse import parse_tree
+
+    docs = root / "docs"
+    if not docs.is_dir():
+        return {}
+    skip_resolved = skip.resolve() if skip else None
+    taken: dict[str, str] = {}
+    for page in parse_tree([docs], root):
+        if skip_resolved and (root / page.file).resolve() == skip_resolved:
+            continue
+        for card in page.cards:
+            if card.id:
+                taken.setdefault(card.id, f"{card.file}:{card.line}")
+    return taken
+
+
+@_guarded
+def cmd_import(args: argparse.Namespace) -> int:
+    """Turn a flashcard text file into a chapter page; report what was changed or not mapped."""
+    from .importer import ImportFailed, import_flashcards
+
+    source = Path(args.file)
+    if not source.is_file():
+        _err(f"gdl-ref cards import: no such file: {source}")
+        return 2
+    try:
+        text = source.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        _err(f"gdl-ref cards import: {source} is not UTF-8 text (a flashcard file is plain text)")
+        return 2
+    out = Path(args.out) if args.out else None
+    if out and out.exists() and not args.force:
+        _err(f"gdl-ref cards import: {out} exists: pass --force to overwrite it")
+        return 2
+    try:
+        result = import_flashcards(text, args.chapter, _site_ids(Path(args.root), out))
+    except ImportFailed as exc:
+        _err(f"gdl-ref cards import: {source}: {exc}")
+        return 1
+    page_name = str(out) if out else "<page>"
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(result.page, encoding="utf-8")
+    else:
+        sys.stdout.write(result.page)
+    for note in result.notes:
+        _err(note.render(str(source), page_name))
+    _err(f"imported {result.cards} cards from {source}" + (f" into {out}" if out else "")
+         + (f"; {len(result.notes)} things to check (listed above)" if result.notes else "")
+         + (f"; next: gdl-ref cards check {out}" if out else ""))
+    return 0
+
+
+@_guarded
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export the cards under PATHS as an Anki deck, a CSV or flashcard text."""
+    from .export import CardProblems, export_cards
+
+    paths = _existing(args.paths)
+    if paths is None:
+        return 2
+    try:
+        cards = export_cards(paths, args.format, args.out, root=args.root)
+    except CardProblems as exc:
+        for problem in exc.problems:
+            print(problem)
+        _err(f"gdl-ref cards export: nothing written: {len(exc.problems)} problems in the cards (listed above)")
+        return 1
+    print(f"wrote {len(cards)} cards to {args.out} ({args.format})")
+    return 0
+
+
+def _usage(parser: argparse.ArgumentParser):
+    def show(args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return 2
+    return show
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register `cards` (check, import, export) on an argparse subparsers object."""
+    cards = subparsers.add_parser("cards", help="check, import and export the cards",
+                                  description="Check, import and export the cards of the site.")
+    _add_subcommands(cards)
+    return cards
+
+
+def _add_subcommands(cards: argparse.ArgumentParser) -> None:
+    cards.set_defaults(func=_usage(cards), cards_command="")
+    sub = cards.add_subparsers(dest="cards_command", metavar="{check,import,export}")
+
+    check = sub.add_parser("check", help="validate cards: every problem as file:line: message",
+                           description="Validate the chapter pages under PATHS (default docs/): card structure, "
+                                       "site-wide ids, math, and code fences.")
+    check.add_argument("paths", nargs="*", default=["docs"], metavar="PATHS", help="pages or folders (default: docs)")
+    check.add_argument("--root", default=".", help="repository root that embeds resolve against (default: .)")
+    check.set_defaults(func=cmd_check)
+
+    imp = sub.add_parser("import", help="turn a flashcard text file into a chapter page",
+                         description="Turn a flashcard text file (#### Title, background, :p question, ??x answer "
+                                     "x??, separated by ---) into a chapter page; report what was changed or not mapped.")
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--chapter", metavar="NAME", help="the chapter title (default: the file's '# Flashcards:' header)")
+    imp.add_argument("--out", metavar="PATH", help="where to write the page (default: standard output)")
+    imp.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    imp.add_argument("--root", default=".", help="repository root; imported ids avoid those under ROOT/docs")
+    imp.set_defaults(func=cmd_import)
+
+    exp = sub.add_parser("export", help="write the cards as an Anki deck, a CSV or flashcard text",
+                         description="Export the cards under PATHS (default docs/).")
+    exp.add_argument("--format", required=True, choices=["anki", "csv", "flashcards"])
+    exp.add_argument("--out", required=True, metavar="FILE")
+    exp.add_argument("paths", nargs="*", default=["docs"], metavar="PATHS", help="pages or folders (default: docs)")
+    exp.add_argument("--root", default=None, help="repository root for embeds (default: the folder with mkdocs.yml)")
+    exp.set_defaults(func=cmd_export)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m gdl_ref.cards ...`: the cards subcommands without the rest of gdl-ref."""
+    parser = argparse.ArgumentParser(prog="python -m gdl_ref.cards",
+                                     description="Check, import and export the cards of the site.")
+    _add_subcommands(parser)
+    args = parser.parse_args(argv)
+    return args.func(args)

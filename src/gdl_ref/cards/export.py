@@ -1,0 +1,245 @@
+"""Export cards: an Anki deck (.apkg), a CSV, or the flashcard text format.
+
+- anki: one note per card in the deck "gdl-ref" (fixed deck and model ids), note GUID
+  ``genanki.guid_for(chapter, id)`` so re-importing an updated deck updates the notes in place
+  instead of duplicating them. Markdown is rendered to HTML; math keeps Anki's own delimiters
+  ``\\(...\\)`` and ``\\[...\\]`` (Anki ships MathJax, so it renders offline); code is
+  ``<pre><code>``; embedded sections (``--8<--``) are replaced by the package code they name.
+- csv: one row per card (key, chapter, id, title, background, question, answer, source),
+  Markdown text with embedded sections expanded.
+- flashcards: the seed's text format (``#### Title {#id}``, background, ``:p question``,
+  ``??x answer x??``, ``---``), the page source kept as it is, so that
+  export -> `gdl-ref cards import` -> export gives the same bytes.
+
+Only card pages are exported; a card page with problems stops the export (`CardProblems`).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+import textwrap
+from pathlib import Path
+
+from .fences import SNIPPET, classify
+from .model import Card, Page, Problem
+from .validate import BLOCKS, INLINE_DOLLAR, validate_paths
+
+__all__ = ["CardProblems", "DECK_ID", "MODEL_ID", "FORMATS", "build_deck", "export_cards", "load_cards",
+           "note_guid", "to_flashcards", "expand_snippet"]
+
+MODEL_ID = 1_607_392_411      # fixed: Anki matches the note type across versions of the deck
+DECK_ID = 2_059_400_187       # fixed: the deck "gdl-ref"
+DECK_NAME = "gdl-ref"
+FORMATS = ("anki", "csv", "flashcards")
+FIELDS = ["Key", "Chapter", "Title", "Background", "Question", "Answer", "Source"]
+CSS = """.card { font-family: system-ui, sans-serif; font-size: 18px; text-align: left; max-width: 46em; margin: auto; }
+.chapter { color: #777; font-size: 14px; }
+.question { font-weight: 600; margin-top: 1em; }
+pre { background: #f5f5f5; padding: .6em; overflow-x: auto; font-size: 14px; }
+.nightMode pre { background: #2b2b2b; }
+.source { color: #999; font-size: 12px; margin-top: 1.5em; }"""
+FRONT = ('<div class="chapter">{{Chapter}}</div><h3>{{Title}}</h3>'
+         '<div class="background">{{Background}}</div><div class="question">{{Question}}</div>')
+BACK = '{{FrontSide}}<hr id="answer"><div class="answer">{{Answer}}</div><div class="source">{{Source}}</div>'
+# latex2mathml knows \argmax and \argmin; MathJax (in Anki) spells them with \operatorname*.
+MATHJAX = {r"\argmax": r"\operatorname*{arg\,max}", r"\argmin": r"\operatorname*{arg\,min}"}
+MATHJAX_SPELLING = re.compile(r"\\arg(max|min)(?![A-Za-z])")
+MARKER_LINE = re.compile(r"^\s*<!--[-\s]*pytest[-.].*-->\s*$")
+
+
+class CardProblems(ValueError):
+    """Card pages with problems: nothing was exported. `.problems` lists them."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the cards:\n" + "\n".join(map(str, problems)))
+
+
+def note_guid(card: Card) -> str:
+    """The Anki note GUID of a card: genanki.guid_for(chapter, id)."""
+    import genanki
+
+    return genanki.guid_for(card.chapter, card.id)
+
+
+def _find_root(paths: list[Path]) -> Path:
+    """The folder with mkdocs.yml above the first path (snippets resolve against it), else the cwd."""
+    for start in [Path(p).resolve() for p in paths[:1]]:
+        for folder in [start, *start.parents]:
+            if (folder / "mkdocs.yml").is_file():
+                return folder
+    return Path.cwd()
+
+
+def load_cards(paths: list[Path | str], root: Path | str | None = None) -> tuple[list[Page], list[Card]]:
+    """The card pages under paths and their cards; raises CardProblems when a card page has problems."""
+    paths = [Path(p) for p in paths]
+    root = Path(root) if root is not None else _find_root(paths)
+    pages, problems = validate_paths(paths, root)
+    card_pages = [p for p in pages if p.is_card_page]
+    files = {p.file for p in card_pages}
+    blocking = [p for p in problems if p.file in files]
+    if blocking:
+        raise CardProblems(blocking)
+    return card_pages, [c for p in card_pages for c in p.cards]
+
+
+def expand_snippet(ref: str, root: Path) -> str:
+    """The text pymdownx.snippets puts in place of `--8<-- "ref"` (section markers dropped)."""
+    path, _, section = ref.partition(":")
+    lines = (root / path).read_text(encoding="utf-8").splitlines()
+    if not section:
+        chosen = lines
+    elif re.fullmatch(r"\d*(:\d*)?", section):  # line numbers start:end
+        start, _, end = section.partition(":")
+        chosen = lines[int(start or 1) - 1:int(end) if end else None]
+    else:
+        begin = next(i for i, ln in enumerate(lines) if f"[start:{section}]" in ln)
+        stop = next(i for i, ln in enumerate(lines) if f"[end:{section}]" in ln)
+        chosen = lines[begin + 1:stop]
+    kept = "\n".join(ln for ln in chosen if not re.search(r"--8<--\s*\[(start|end):", ln))
+    return textwrap.dedent(kept)
+
+
+def _readable_markdown(text: str, root: Path) -> str:
+    """Page Markdown for reading elsewhere: embeds expanded, test markers dropped."""
+    lines = text.splitlines()
+    out: list[str] = []
+    embeds = {f.line: f for f in classify(text, "<card>", root) if f.kind == "embed"}
+    k = 0
+    while k < len(lines):
+        fence = embeds.get(k + 1)
+        if fence:
+            code = "\n".join(expand_snippet(r, root) for r in fence.refs)
+            title = re.search(r'title="([^"]*)"', fence.info)
+            out.append(f"{fence.indent}```{fence.lang or 'python'}")
+            out += [fence.indent + ln if ln else "" for ln in code.splitlines()]
+            out.append(f"{fence.indent}```")
+            if title:
+                out.append(f"{fence.indent}*From `{title.group(1)}`.*")
+            k = fence.end_line
+            continue
+        if not MARKER_LINE.match(lines[k]):
+            out.append(lines[k])
+        k += 1
+    return "\n".join(out)
+
+
+def _protect_math(text: str, root: Path) -> tuple[str, list[str]]:
+    """Replace each formula outside code by a placeholder; return the text and the Anki math."""
+    maths: list[str] = []
+
+    def keep(tex: str, display: bool) -> str:
+        tex = MATHJAX_SPELLING.sub(lambda m: MATHJAX[m.group(0)], tex)
+        maths.append(("\\[" if display else "\\(") + html.escape(tex, quote=False) + ("\\]" if display else "\\)"))
+        return f"GDLMATH{len(maths) - 1}X"
+
+    fenced = {k for f in classify(text, "<card>", root) for k in range(f.line, f.end_line + 1)}
+    out: list[str] = []
+    para: list[str] = []
+
+    def flush() -> None:
+        if not para:
+            return
+        joined = "\n".join(para)
+        block = next((m for b in BLOCKS if (m := b.match(joined.strip()))), None)
+        if block:
+            out.append(para[0][: len(para[0]) - len(para[0].lstrip())] + keep(block.group(1).strip(), True))
+        else:
+            parts = re.split(r"(`+[^`]*`+)", joined)  # inline code is not math
+            out.extend("".join(p if p.startswith("`") else INLINE_DOLLAR.sub(lambda m: keep(m.group(1), False), p)
+                               for p in parts).split("\n"))
+        para.clear()
+
+    for k, line in enumerate(text.splitlines(), start=1):
+        if k in fenced or not line.strip():
+            flush()
+            out.append(line)
+        else:
+            para.append(line)
+    flush()
+    return "\n".join(out), maths
+
+
+def _html(text: str, root: Path, inline: bool = False) -> str:
+    """Markdown to HTML for Anki: math as \\( \\) / \\[ \\], code as <pre><code>."""
+    import markdown
+
+    protected, maths = _protect_math(_readable_markdown(text, root), root)
+    out = markdown.markdown(protected, extensions=["fenced_code", "tables", "sane_lists", "admonition"])
+    if inline and out.startswith("<p>") and out.endswith("</p>") and out.count("<p>") == 1:
+        out = out[3:-4]
+    return re.sub(r"GDLMATH(\d+)X", lambda m: maths[int(m.group(1))], out)
+
+
+def _source(card: Card) -> str:
+    return f"{card.file}:{card.line}"
+
+
+def write_anki(cards: list[Card], out: Path, root: Path, timestamp: float | None = None) -> None:
+    """An .apkg with one note per card, GUID from (chapter, id)."""
+    import genanki
+
+    model = genanki.Model(MODEL_ID, "gdl-ref card", fields=[{"name": f} for f in FIELDS],
+                          templates=[{"name": "Card", "qfmt": FRONT, "afmt": BACK}], css=CSS)
+    deck = genanki.Deck(DECK_ID, DECK_NAME, description="Generative deep learning as cards (gdl-ref).")
+    for card in cards:
+        fields = [card.key, html.escape(card.chapter_title), _html(card.title, root, inline=True),
+                  _html(card.background, root), _html(card.question, root, inline=True),
+                  _html(card.answer, root), html.escape(_source(card))]
+        deck.add_note(genanki.Note(model=model, fields=fields, guid=note_guid(card), tags=card.tags))
+    genanki.Package(deck).write_to_file(str(out), timestamp=timestamp)
+
+
+def write_csv(cards: list[Card], out: Path, root: Path) -> None:
+    """One row per card; Markdown text with embedded sections expanded."""
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["key", "chapter", "id", "title", "background", "question", "answer", "source"])
+        for c in cards:
+            writer.writerow([c.key, c.chapter_title, c.id, c.title, _readable_markdown(c.background, root),
+                             c.question, _readable_markdown(c.answer, root), _source(c)])
+
+
+def to_flashcards(pages: list[Page]) -> str:
+    """The flashcard text format of the pages' cards (the page source, unexpanded)."""
+    chunks: list[str] = []
+    for page in pages:
+        chunks.append(f"# Flashcards: {page.title}\n\n")
+        if page.intro:
+            chunks.append(page.intro + "\n\n")
+        chunks.append("---\n\n")
+        for c in page.cards:
+            chunks.append(f"#### {c.title} {{#{c.id}}}\n{c.background}\n\n:p {c.question}\n??x\n{c.answer}\nx??\n\n---\n\n")
+    return "".join(chunks)
+
+
+def export_cards(paths: list[Path | str], fmt: str, out: Path | str, root: Path | str | None = None,
+                 timestamp: float | None = None) -> list[Card]:
+    """Write the cards of the pages under paths to out in fmt (anki, csv or flashcards).
+
+    Returns the cards written. Raises CardProblems (nothing written) when a card page has
+    problems, ValueError for an unknown format.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    paths = [Path(p) for p in paths]
+    root = Path(root) if root is not None else _find_root(paths)
+    pages, cards = load_cards(paths, root)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "anki":
+        write_anki(cards, out, root, timestamp)
+    elif fmt == "csv":
+        write_csv(cards, out, root)
+    else:
+        out.write_text(to_flashcards(pages), encoding="utf-8")
+    return cards
+
+
+def build_deck(docs_dir: Path | str, out_path: Path | str) -> int:
+    """Write the Anki deck of every card under docs_dir to out_path (for the site build); returns the count."""
+    docs_dir = Path(docs_dir)
+    return len(export_cards([docs_dir], "anki", out_path, root=docs_dir.resolve().parent))
