@@ -49,5 +49,6 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> SiteBuild:
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     return SiteBuild(site_dir, result.returncode, result.stdout + result.stderr)
