@@ -1,0 +1,135 @@
+"""Tests for gdl_ref.metrics against known cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import linalg
+
+from gdl_ref import data, metrics
+
+torch.set_num_threads(1)
+
+
+def gauss(n: int, d: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> torch.Tensor:
+    return shift + scale * torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_bits_per_dim_and_dequantized_nll():
+    assert metrics.bits_per_dim(64 * math.log(2), 64) == pytest.approx(1.0)
+    t = metrics.bits_per_dim(torch.tensor([0.0, 2 * math.log(2)]), 2)
+    assert torch.allclose(t, torch.tensor([0.0, 1.0]))
+    # a uniform density on [0, 1)^64 gives the uniform categorical over 17 levels: 64 log 17 nats
+    assert float(metrics.dequantized_nll(torch.tensor(0.0))) == pytest.approx(64 * math.log(17))
+    assert float(metrics.dequantized_nll(torch.tensor(1.0), dims=2, levels=4)) == pytest.approx(1 + 2 * math.log(4))
+
+
+def test_frechet_of_identical_gaussians_is_zero():
+    a = gauss(300, 5, 0)
+    cov = torch.cov(a.T)
+    assert abs(metrics.gaussian_frechet(a.mean(0), cov, a.mean(0), cov)) < 1e-9
+    assert abs(metrics.frechet_distance(a, a)) < 1e-9
+
+
+def test_frechet_closed_form_diagonal_and_scipy_general():
+    mu1, mu2 = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 1.0, 0.0])
+    v1, v2 = torch.tensor([1.0, 4.0, 9.0]), torch.tensor([4.0, 1.0, 1.0])
+    # diagonal covariances: |mu1 - mu2|^2 + sum (sqrt v1 - sqrt v2)^2 = 5 + (1 + 1 + 4)
+    fd = metrics.gaussian_frechet(mu1, torch.diag(v1), mu2, torch.diag(v2))
+    assert fd == pytest.approx(5 + 6, abs=1e-9)
+    # general covariances: the textbook formula with scipy's sqrtm
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(4, 4)), rng.normal(size=(4, 4))
+    c1, c2 = a @ a.T + 0.1 * np.eye(4), b @ b.T + 0.1 * np.eye(4)
+    m1, m2 = rng.normal(size=4), rng.normal(size=4)
+    expected = ((m1 - m2) ** 2).sum() + np.trace(c1 + c2 - 2 * linalg.sqrtm(c1 @ c2).real)
+    got = metrics.gaussian_frechet(*(torch.tensor(t) for t in (m1, c1, m2, c2)))
+    assert got == pytest.approx(expected, rel=1e-8)
+
+
+def test_frechet_of_samples_approaches_the_closed_form():
+    a, b = gauss(20_000, 3, 1), gauss(20_000, 3, 2, shift=1.0, scale=2.0)
+    # N(0, I) vs N(1, 4 I) in 3-D: 3 * 1 + 3 * (1 - 2)^2 = 6
+    assert metrics.frechet_distance(a, b) == pytest.approx(6.0, abs=0.15)
+
+
+def test_kernel_distance_unbiased_and_separating():
+    a, b = gauss(400, 4, 3), gauss(400, 4, 4)
+    same = metrics.kernel_distance(a, b)
+    far = metrics.kernel_distance(a, gauss(400, 4, 5, shift=2.0))
+    assert abs(same) < 0.05 and far > 20 * max(abs(same), 1e-3)
+    # unbiased: the mean over many pairs of same-distribution sets is near zero, with both signs
+    vals = [metrics.kernel_distance(gauss(100, 2, 10 + i), gauss(100, 2, 50 + i)) for i in range(20)]
+    assert min(vals) < 0 < max(vals) and abs(np.mean(vals)) < 0.02
+
+
+def test_mmd_zero_for_the_same_set_and_growing_with_a_shift():
+    a = gauss(300, 2, 6)
+    assert metrics.mmd(a, a, (0.5, 1.0)) == 0.0
+    near = metrics.mmd(a, gauss(300, 2, 7, shift=0.3), (0.5, 1.0))
+    far = metrics.mmd(a, gauss(300, 2, 7, shift=3.0), (0.5, 1.0))
+    assert 0 < near < far
+
+
+def test_one_nn_accuracy_half_for_same_one_for_apart():
+    a, b = gauss(500, 2, 8), gauss(500, 2, 9)
+    assert 0.42 < metrics.one_nn_accuracy(a, b) < 0.58
+    assert metrics.one_nn_accuracy(a, gauss(500, 2, 9, shift=50.0)) == 1.0
+    assert metrics.one_nn_accuracy(a, a + 1e-6) == 0.0  # copies: each point's nearest is its twin
+
+
+def test_toy_sample_quality_on_known_cases():
+    truth = metrics.toy_sample_quality(data.toy("8gaussians", 1000, seed=5), "8gaussians")
+    assert truth["modes_covered"] == 8 and truth["high_quality_share"] > 0.98
+    assert 0.4 < truth["one_nn"] < 0.6
+    one_mode = data.toy("8gaussians", 1000, seed=5)
+    one_mode = one_mode[(one_mode - torch.tensor([2.0, 0.0])).norm(dim=1) < 0.6]  # the mode at (2, 0)
+    collapsed = metrics.toy_sample_quality(one_mode, "8gaussians")
+    assert collapsed["modes_covered"] == 1 and collapsed["one_nn"] > 0.8 and collapsed["mmd"] > truth["mmd"]
+    center = metrics.toy_sample_quality(torch.zeros(100, 2), "8gaussians")
+    assert center["high_quality_share"] == 0 and center["modes_covered"] == 0
+    ring = metrics.toy_sample_quality(data.toy("ring", 500, seed=3), "ring")
+    assert set(ring) == {"mmd", "one_nn"}
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        metrics.toy_sample_quality(torch.zeros(5, 3), "ring")
+
+
+# ----------------------------------------------------------------------------- the classifier
+
+def test_classifier_is_accurate_and_rejects_bad_input():
+    assert metrics.classifier_accuracy(split="test") > 0.9
+    x = data.digits("val")[0][:5]
+    assert metrics.digit_features(x).shape == (5, metrics.FEATURE_DIM)
+    with pytest.raises(ValueError, match="quantize"):
+        metrics.digit_features(x.float())
+    with pytest.raises(ValueError, match=r"\(B, 1, 8, 8\)"):
+        metrics.digit_features(x.reshape(5, 64))
+
+
+def test_sample_quality_floor_beats_noise_and_the_wrong_class():
+    floor = metrics.sample_quality_floor()
+    assert set(floor) == {"fd", "kd", "mmd", "one_nn"}
+    noise = metrics.sample_quality(torch.randint(0, 17, (447, 1, 8, 8), generator=torch.Generator().manual_seed(0)))
+    x, y = data.digits("train")
+    ones = metrics.sample_quality(x[y == 1][:100])  # a model that draws only ones
+    for key in floor:
+        assert floor[key] < ones[key] and floor[key] < noise[key], key
+    assert noise["one_nn"] > 0.95
+
+
+def test_sample_quality_of_the_reference_itself():
+    test = data.digits("test")[0]
+    same = metrics.sample_quality(test)
+    assert abs(same["fd"]) < 1e-6 and same["mmd"] == 0.0 and same["one_nn"] == 0.0
+
+
+@pytest.mark.slow
+def test_classifier_training_is_reproducible():
+    a = metrics.train_digit_classifier(seed=0)
+    cached = metrics.digit_classifier()
+    for k, v in a.state_dict().items():
+        assert torch.allclose(v, cached.state_dict()[k], atol=1e-4), k
+    assert metrics.classifier_accuracy(a) == metrics.classifier_accuracy(cached)
