@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_fence_is_run_embedded_or_skipped_with_a_reason():
-    targets = [p for p in (ROOT / "docs", ROOT / "README.md") if p.exists()]
+    targets = [p for p in (ROOT / "docs", ROOT / "README.md", ROOT / "CONTRIBUTING.md") if p.exists()]
     fences = audit_paths(targets, ROOT)
     problems = fence_problems(fences)
     assert not problems, "fences that no test runs or that are broken:\n" + "\n".join(problems)

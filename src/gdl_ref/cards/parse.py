@@ -32,6 +32,7 @@ ATTRS = re.compile(r"^(?P<title>.*?)[ \t]*\{:?[ \t]*(?P<attrs>[^}]*)\}[ \t]*$")
 QUESTION = re.compile(r'^(?P<indent>[ \t]*)(?P<mark>\?\?\?\+?|!!!)[ \t]*question\b(?P<rest>.*)$')
 TITLE = re.compile(r'^[ \t]+"(?P<text>.*)"[ \t]*$')
 ID_RULE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+TEMPLATE_ID = "your-card-id"   # the id in src/gdl_ref/templates/card.md
 ID_HINT = "lower-case letters, digits and single hyphens, e.g. {#maximum-likelihood}"
 
 
@@ -51,14 +52,15 @@ def _front_matter(lines: list[str]) -> tuple[dict, int, str | None]:
     return {}, 0, "front matter opened with --- is never closed"
 
 
-def is_card_page(text: str) -> bool:
-    """Whether a page declares cards (front matter `cards:`, else a `??? question` line)."""
+def is_card_page(text: str, fences: list[Fence] | None = None) -> bool:
+    """Whether a page declares cards (front matter `cards:`, else a `??? question` line outside code)."""
     lines = text.splitlines()
     meta, _, _ = _front_matter(lines)
     if isinstance(meta.get("cards"), bool):
         return meta["cards"]
-    return any(QUESTION.match(line) and not QUESTION.match(line).group("indent")
-               and QUESTION.match(line).group("mark") != "!!!" for line in lines)
+    inside = _in_fences(classify(text) if fences is None else fences, len(lines))
+    return any((m := QUESTION.match(line)) and not m.group("indent") and m.group("mark") != "!!!"
+               and not inside[k] for k, line in enumerate(lines, start=1))
 
 
 def _in_fences(fences: list[Fence], n_lines: int) -> list[bool]:
@@ -106,7 +108,7 @@ def parse_text(text: str, file: str = "<page>", root: Path | str = ".") -> Page:
     fences = classify(text, file, root)
     inside = _in_fences(fences, n)
     page = Page(file=file, chapter=chapter, title=str(meta.get("title") or ""),
-                is_card_page=is_card_page(text), fences=fences, text=text)
+                is_card_page=is_card_page(text, fences), fences=fences, text=text)
     tags = meta.get("tags") or []
     page.tags = [str(t) for t in tags] if isinstance(tags, list) else [str(tags)]
     if fm_problem:
@@ -176,6 +178,8 @@ def parse_text(text: str, file: str = "<page>", root: Path | str = ".") -> Page:
             problem(head, f"card heading has no stable id: write ## {title} {{#some-id}} ({ID_HINT})")
         elif not ID_RULE.match(card_id):
             problem(head, f'card id "{card_id}" is not {ID_HINT}')
+        elif card_id == TEMPLATE_ID:
+            problem(head, f'card id "{card_id}" is the template\'s: give the card an id of its own')
         card.code = [CodeBlock(f.kind, f.info, f.lang, f.code, f.line, list(f.refs))
                      for f in fences if head < f.line < end and f.kind != "marker"]
         page.cards.append(card)

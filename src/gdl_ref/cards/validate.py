@@ -93,7 +93,7 @@ def check_math(text: str, line: int, file: str) -> list[Problem]:
     if "$$" in text:
         report(text.find("$$"), "display math $$...$$ must be a paragraph of its own: "
                                 "put a blank line before and after it")
-        return problems
+        text = text[:text.find("$$")]  # still check the inline math before it
     rest = list(text)
     for pattern in (INLINE_DOLLAR, INLINE_ROUND):
         for m in pattern.finditer(text):
