@@ -153,7 +153,7 @@ def classify(text: str, path: str = "<string>", root: Path | str = ".") -> list[
             i += 1
         fence = Fence(path, start + 1, i + 1, indent, info, _lang(info), body)
         keywords = [k for _, k in pending]
-        marker_idx = pending[-1][0] if pending else start
+        marker_idx = pending[0][0] if pending else start
         pending = []
         i += 1
         if not closed:
