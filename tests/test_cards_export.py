@@ -139,3 +139,14 @@ def test_round_trip_of_the_good_card(tmp_path):
     page.write_text(import_flashcards(first.read_text(encoding="utf-8")).page, encoding="utf-8")
     export_cards([page], "flashcards", second, root=ROOT)
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_card_text_that_looks_like_flashcard_syntax_survives(tmp_path):
+    page = tmp_path / "tricky.md"
+    source = ("# Tricky\n\n## Syntax in the text {#tricky}\n\nA rule follows.\n\n---\n\n:p is not a question here.\n\n"
+              '??? question "What is x??"\n\n    ??x\n\n    Ends like a closer x??\n\n    ```text\n    ---\n    x??\n    ```\n')
+    page.write_text(source, encoding="utf-8")
+    text = tmp_path / "tricky.txt"
+    export_cards([page], "flashcards", text, root=ROOT)
+    assert "\n\\---\n" in text.read_text() and "\n\\:p is not" in text.read_text()
+    assert import_flashcards(text.read_text(encoding="utf-8")).page == source

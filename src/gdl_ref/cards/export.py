@@ -22,7 +22,8 @@ import re
 import textwrap
 from pathlib import Path
 
-from .fences import SNIPPET, classify
+from .fences import classify
+from .importer import KEYWORD_LINE
 from .model import Card, Page, Problem
 from .validate import BLOCKS, INLINE_DOLLAR, validate_paths
 
@@ -203,16 +204,28 @@ def write_csv(cards: list[Card], out: Path, root: Path) -> None:
                              c.question, _readable_markdown(c.answer, root), _source(c)])
 
 
+def _escape_keywords(text: str) -> str:
+    """Prefix "\\" to lines of card text that the flashcard format would read as syntax (:p, ??x, x??, ---)."""
+    fenced = {k for f in classify(text) for k in range(f.line + 1, f.end_line)}
+    lines = text.splitlines()
+    for k, line in enumerate(lines, start=1):
+        body = line.lstrip()
+        if k not in fenced and KEYWORD_LINE.match(body.lstrip("\\")):
+            lines[k - 1] = line[: len(line) - len(body)] + "\\" + body
+    return "\n".join(lines)
+
+
 def to_flashcards(pages: list[Page]) -> str:
     """The flashcard text format of the pages' cards (the page source, unexpanded)."""
     chunks: list[str] = []
     for page in pages:
         chunks.append(f"# Flashcards: {page.title}\n\n")
         if page.intro:
-            chunks.append(page.intro + "\n\n")
+            chunks.append(_escape_keywords(page.intro) + "\n\n")
         chunks.append("---\n\n")
         for c in page.cards:
-            chunks.append(f"#### {c.title} {{#{c.id}}}\n{c.background}\n\n:p {c.question}\n??x\n{c.answer}\nx??\n\n---\n\n")
+            chunks.append(f"#### {c.title} {{#{c.id}}}\n{_escape_keywords(c.background)}\n\n:p {c.question}\n"
+                          f"??x\n{_escape_keywords(c.answer)}\nx??\n\n---\n\n")
     return "".join(chunks)
 
 

@@ -23,6 +23,8 @@ ids already on the site). What the importer changes or cannot map is reported, n
 - shell commands are marked shown-not-run with a reason (the flashcards' commands need a
   network, Docker or a cloud account); Python fences stay runnable, so the tests try them.
 
+A card whose title carries its id (``#### Title {#id}``, as `gdl-ref cards export` writes it)
+comes from the site: its text is kept as it is, so that export -> import -> export is stable.
 The generated page is then checked like any page, and its problems are reported too.
 """
 
@@ -47,6 +49,9 @@ SHELL_REASON = ("*Not run here: a shell command imported from the flashcards; it
                 "Docker or a cloud account.*")
 MARKER = re.compile(r"^\s*<!--[-\s]*pytest[-.].*-->\s*$")
 LIST_ITEM = re.compile(r"^(\d+[.)]|[-*+])\s+\S")
+QUESTION_LINE = re.compile(r"^:p(\s|$)")
+# Lines that are syntax in the flashcard format; `gdl-ref cards export` escapes them in card text with "\\".
+KEYWORD_LINE = re.compile(r"^(:p(\s|$)|\?\?x|---\s*$|####\s|.*x\?\?\s*$)")
 DOLLAR = re.compile(r"(?<!\\)\$")
 
 
@@ -121,8 +126,11 @@ def _split(lines: list[str]) -> tuple[str, list[tuple[int, str]], list[_Raw], li
             fence = m.group("ticks")
             target().append((k, line))
             continue
-        if part == "answer" and stripped == "---" and not _next_is_title(lines, k):
-            card.answer.append((k, line))
+        if stripped.startswith("\\") and KEYWORD_LINE.match(stripped.lstrip("\\")):
+            target().append((k, line.replace("\\", "", 1)))  # an escaped keyword line: text, not syntax
+            continue
+        if part in {"background", "answer"} and stripped == "---" and not _next_is_title(lines, k):
+            target().append((k, line))  # a rule inside the card, not a separator
             continue
         if stripped == "---":
             if part == "answer":
@@ -139,7 +147,7 @@ def _split(lines: list[str]) -> tuple[str, list[tuple[int, str]], list[_Raw], li
         if card is None and part == "intro" and not title and HEADER.match(line) and not line.startswith("##"):
             title = HEADER.match(line).group("title")
             continue
-        if card is not None and part == "background" and stripped.startswith(":p"):
+        if card is not None and part == "background" and QUESTION_LINE.match(stripped):
             part = "question"
             card.question.append((k, stripped[2:].strip()))
             continue
@@ -267,6 +275,16 @@ def _tidy(part: list[tuple[int, str]], notes: list[Note], title: str) -> list[st
     return tidy
 
 
+def _verbatim(part: list[tuple[int, str]]) -> list[str]:
+    """A part's lines as they are, without trailing spaces and surrounding blank lines."""
+    lines = [line.rstrip() for _, line in part]
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    return lines
+
+
 def _map_fence(m: re.Match, k: int, out: list[str], notes: list[Note], title: str) -> list[str]:
     """The lines that open a fence on the page: the fence, after a note or skip marker where needed."""
     indent, ticks, info = m.group("indent"), m.group("ticks"), m.group("info").strip()
@@ -322,7 +340,8 @@ def import_flashcards(text: str, chapter: str | None = None, taken: dict[str, st
         raise ImportFailed("no chapter name: pass --chapter NAME (the file has no '# Flashcards: ...' header)")
     taken = dict(taken or {})
     page = [f"# {chapter}", ""]
-    intro_lines = _tidy(intro, notes, "intro")
+    exported = any(r.id for r in raws)   # written by `gdl-ref cards export`: site text, kept as it is
+    intro_lines = _verbatim(intro) if exported else _tidy(intro, notes, "intro")
     if intro_lines:
         page += intro_lines + [""]
     count = 0
@@ -346,14 +365,15 @@ def import_flashcards(text: str, chapter: str | None = None, taken: dict[str, st
                 cleaned = cleaned[:1].upper() + cleaned[1:]
                 background = background[:idx] + [(k0, cleaned)] + background[idx + 1:]
         page += [f"## {raw.title} {{#{card_id}}}", ""]
-        body = _tidy(background, notes, raw.title)
+        tidy = _verbatim if raw.id else (lambda part: _tidy(part, notes, raw.title))
+        body = tidy(background)
         page += body + ([""] if body else [])
         question = " ".join(s.strip() for _, s in raw.question if s.strip())
         if not raw.question:
             notes.append(Note(raw.line, f'card "{raw.title}" has no :p question'))
         else:
             page += [f'??? question "{question}"', ""]
-            answer = _tidy(raw.answer, notes, raw.title)
+            answer = tidy(raw.answer)
             if not answer:
                 notes.append(Note(raw.line, f'card "{raw.title}" has no answer between ??x and x??'))
             page += [("    " + ln) if ln.strip() else "" for ln in answer] + ([""] if answer else [])

@@ -173,7 +173,7 @@ def parse_text(text: str, file: str = "<page>", root: Path | str = ".") -> Page:
         card = Card(chapter=chapter, id=card_id or "", title=title, background="", question="",
                     answer="", file=file, line=head, chapter_title=page.title,
                     tags=[chapter] + [t for t in page.tags if t != chapter])
-        _fill_card(card, lines, head, end, qs, problem)
+        _fill_card(card, lines, head, end, qs, problem, inside)
         if card_id is None:
             problem(head, f"card heading has no stable id: write ## {title} {{#some-id}} ({ID_HINT})")
         elif not ID_RULE.match(card_id):
@@ -186,7 +186,8 @@ def parse_text(text: str, file: str = "<page>", root: Path | str = ".") -> Page:
     return page
 
 
-def _fill_card(card: Card, lines: list[str], head: int, end: int, qs: list[int], problem) -> None:
+def _fill_card(card: Card, lines: list[str], head: int, end: int, qs: list[int], problem,
+               inside: list[bool]) -> None:
     """Background, question and answer of the card whose heading is at `head` (section ends before `end`)."""
     section = range(head + 1, end)
     for k in section:
@@ -221,6 +222,10 @@ def _fill_card(card: Card, lines: list[str], head: int, end: int, qs: list[int],
     while k < end and (not lines[k - 1].strip() or lines[k - 1].startswith(("    ", "\t"))):
         k += 1
     card.answer, card.answer_line = _strip_block([_dedent4(ln) for ln in lines[q:k - 1]], q + 1)
+    for j in range(q + 1, k):
+        if not inside[j] and HEADING.match(_dedent4(lines[j - 1])) and lines[j - 1].startswith(("    ", "\t")):
+            problem(j, "heading level out of place: a heading inside the answer; "
+                       "use **bold** text, or split the card")
     if not card.answer:
         problem(q, "the question has no answer: indent the answer four spaces below ??? question")
     stray = next((j for j in range(k, end) if lines[j - 1].strip() and j not in qs), None)
