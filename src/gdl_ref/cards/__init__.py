@@ -3,26 +3,17 @@
 A chapter page holds cards; a card is a `## Title {#id}` heading, background text and one
 `??? question "..."` admonition whose indented body is the answer (see CONTRIBUTING.md).
 
-Modules: model (the Card record), parse, validate, mathml (TeX to MathML), fences (which
-code fences a test runs), importer (flashcard text to a page), export (Anki, CSV, text), cli.
+Modules: `model` (the Card record), `parse`, `validate`, `mathml` (TeX to MathML), `fences`
+(which code fences a test runs), `importer` (flashcard text to a page), `export` (Anki, CSV,
+flashcard text; imports genanki), `cli` (`gdl-ref cards check|import|export`).
 """
 
 from __future__ import annotations
 
-__all__ = ["Card", "parse_page", "parse_tree", "validate_paths", "to_mathml", "MathError"]
+from .mathml import MathError, to_mathml
+from .model import Card, CodeBlock, Page, Problem
+from .parse import parse_page, parse_text, parse_tree
+from .validate import validate_pages, validate_paths
 
-
-def __getattr__(name: str):  # lazy: the site build imports only mathml
-    if name == "Card":
-        from .model import Card
-        return Card
-    if name in {"parse_page", "parse_tree"}:
-        from . import parse
-        return getattr(parse, name)
-    if name == "validate_paths":
-        from .validate import validate_paths
-        return validate_paths
-    if name in {"to_mathml", "MathError"}:
-        from . import mathml
-        return getattr(mathml, name)
-    raise AttributeError(name)
+__all__ = ["Card", "CodeBlock", "Page", "Problem", "MathError", "to_mathml", "parse_page", "parse_text",
+           "parse_tree", "validate_pages", "validate_paths"]
