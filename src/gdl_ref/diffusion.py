@@ -1,0 +1,303 @@
+"""Denoising diffusion probabilistic model (DDPM) with DDIM sampling and a variational bound in bits/dim.
+
+A fixed forward process adds Gaussian noise in T steps, q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I),
+so that in closed form
+
+    q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I),     abar_t = prod_{s<=t} (1 - beta_s).
+
+A network eps_theta(x_t, t) learns to predict the noise, with the simple loss E ||eps - eps_theta(x_t, t)||^2,
+and defines the reverse process p(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I) whose mean is the posterior
+mean of q(x_{t-1} | x_t, x_0) at the predicted x_0. Ancestral (DDPM) sampling runs that chain; DDIM runs a
+deterministic (eta = 0) chain on a subsequence of the steps. The negative variational bound
+
+    -log p(x_0) <= KL(q(x_T|x_0) || p(x_T)) + sum_{t>1} KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)) - log p(x_0|x_1)
+
+with a decoder p(x_0 | x_1) discretised over the 17 grey levels bounds the discrete NLL of a digit image.
+
+References: Sohl-Dickstein et al., "Deep Unsupervised Learning using Nonequilibrium Thermodynamics" (2015);
+Ho, Jain & Abbeel, "Denoising Diffusion Probabilistic Models" (2020); Song, Meng & Ermon, "Denoising Diffusion
+Implicit Models" (2021); Nichol & Dhariwal, "Improved Denoising Diffusion Probabilistic Models" (2021, cosine
+schedule). Foster, Generative Deep Learning, 2nd ed., chapter 8.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from gdl_ref import data as gdata
+from gdl_ref.unet import MLPDenoiser, UNet
+
+SCHEDULES = ("linear", "cosine")
+METHODS = ("ddpm", "ddim")
+OUTPUTS = ("eps", "levels")
+
+
+@dataclass
+class DiffusionConfig:
+    data: str = "digits"  # "digits" or a 2-D toy name (gdl_ref.data.TOY_NAMES)
+    timesteps: int = 1000  # T, the length of the forward process
+    schedule: str = "cosine"  # noise schedule: "linear" (Ho et al.) or "cosine" (Nichol & Dhariwal)
+    channels: int = 32  # U-Net base width (digits) / MLP width (toys)
+    mults: tuple[int, ...] = (1, 2, 2)  # U-Net width multipliers per resolution: 8x8, 4x4, 2x2
+    clip: bool = True  # clip the predicted x_0 to the data range [-1, 1] while sampling digits
+    output: str = "levels"  # digits: "eps" (the U-Net outputs eps) or "levels" (17 logits a pixel, see predict)
+    sample_steps: int | None = None  # default steps of sample(); None = T for DDPM, 50 for DDIM
+
+
+# --8<-- [start:schedule]
+def beta_schedule(name: str, T: int) -> Tensor:
+    """beta_1..beta_T (float64, (T,)).
+
+    linear: beta rises linearly from 1e-4 to 0.02 (Ho et al.; both ends scaled by 1000 / T).
+    cosine: abar_t = f(t) / f(0), f(t) = cos^2((t/T + s) / (1 + s) * pi / 2), s = 0.008, and
+            beta_t = 1 - abar_t / abar_{t-1}, clipped at 0.999 (Nichol & Dhariwal).
+    """
+    if name == "linear":
+        scale = 1000.0 / T
+        return torch.linspace(scale * 1e-4, scale * 0.02, T, dtype=torch.float64)
+    if name == "cosine":
+        s = 0.008
+        f = torch.cos((torch.arange(T + 1, dtype=torch.float64) / T + s) / (1 + s) * math.pi / 2) ** 2
+        abar = f / f[0]  # abar_0 = 1, ..., abar_T ~ 0
+        return (1 - abar[1:] / abar[:-1]).clamp(max=0.999)
+    raise ValueError(f"unknown schedule {name!r}; expected one of {SCHEDULES}")
+# --8<-- [end:schedule]
+
+
+# --8<-- [start:posterior]
+def posterior(x0: Tensor, xt: Tensor, abar_t: Tensor, abar_prev: Tensor) -> tuple[Tensor, Tensor]:
+    """q(x_s | x_t, x_0) for s < t (s = t - 1 in DDPM): mean and variance, Ho et al. eq. (6)-(7).
+
+    With beta = 1 - abar_t / abar_s (one step of the chain s -> t):
+    mean = sqrt(abar_s) beta / (1 - abar_t) x_0 + sqrt(1 - beta) (1 - abar_s) / (1 - abar_t) x_t,
+    var  = beta (1 - abar_s) / (1 - abar_t).
+    """
+    beta = 1 - abar_t / abar_prev
+    mean = (abar_prev.sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - abar_prev) * xt) / (1 - abar_t)
+    return mean, beta * (1 - abar_prev) / (1 - abar_t)
+# --8<-- [end:posterior]
+
+
+def _normal_cdf(x: Tensor) -> Tensor:
+    return 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+
+
+# --8<-- [start:decoder]
+def discretised_gaussian_log_prob(x: Tensor, mean: Tensor, std: Tensor, levels: int) -> Tensor:
+    """log P(x) of levels 0..L-1 under N(mean, std^2) integrated over the level's bin of [-1, 1].
+
+    Level k has centre c = 2k/(L-1) - 1 and bin [c - h, c + h], h = 1/(L-1); the end bins reach -inf and +inf,
+    so the L probabilities sum to one (Ho et al., eq. (13)).
+    """
+    c = 2 * x.to(mean.dtype) / (levels - 1) - 1  # bin centre in [-1, 1]
+    h = 1.0 / (levels - 1)
+    hi = torch.where(x == levels - 1, torch.ones_like(c), _normal_cdf((c + h - mean) / std))
+    lo = torch.where(x == 0, torch.zeros_like(c), _normal_cdf((c - h - mean) / std))
+    return torch.log((hi - lo).clamp_min(1e-12))
+# --8<-- [end:decoder]
+
+
+class Diffusion(nn.Module):
+    """DDPM on digits (U-Net) or 2-D toys (MLP): eps-prediction loss, DDPM/DDIM sampling, variational bound."""
+
+    nll_bound = "elbo"
+
+    def __init__(self, config: DiffusionConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.image = config.data == "digits"
+        if config.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {config.output!r}")
+        self.levels_out = self.image and config.output == "levels"
+        out = gdata.DIGIT_LEVELS if self.levels_out else 1
+        self.net = (UNet(1, config.channels, tuple(config.mults), out) if self.image
+                    else MLPDenoiser(2, config.channels))
+        betas = beta_schedule(config.schedule, config.timesteps)  # (T,), index i is step t = i + 1
+        abar = torch.cumprod(1 - betas, 0)  # abar_t
+        abar_prev = torch.cat([torch.ones(1, dtype=abar.dtype), abar[:-1]])  # abar_{t-1}, abar_0 = 1
+        var = betas * (1 - abar_prev) / (1 - abar)  # posterior variance beta~_t (0 at t = 1)
+        for name, v in {"betas": betas, "abar": abar, "abar_prev": abar_prev,
+                        "sigma2": torch.cat([var[1:2], var[1:]])}.items():  # sigma_1^2 := beta~_2
+            self.register_buffer(name, v.float(), persistent=False)
+
+    # ---- data <-> the model's space -------------------------------------------------------------------
+    def _check(self, x: Tensor) -> None:
+        shape = (gdata.DIGIT_SHAPE if self.image else (2,))
+        if x.dim() != 1 + len(shape) or tuple(x.shape[1:]) != shape:
+            expected = "(B, 1, 8, 8)" if self.image else "(B, 2)"
+            raise ValueError(f"expected x of shape {expected}, got {tuple(x.shape)}")
+
+    def to_model(self, x: Tensor) -> Tensor:
+        """Digits' levels 0..16 -> x_0 in [-1, 1] (bin centres); toys pass through."""
+        self._check(x)
+        return 2 * x.float() / (gdata.DIGIT_LEVELS - 1) - 1 if self.image else x.float()
+
+    def from_model(self, x0: Tensor) -> Tensor:
+        """x_0 in [-1, 1] -> the nearest level, int64 0..16 (digits); toys pass through."""
+        if not self.image:
+            return x0
+        top = gdata.DIGIT_LEVELS - 1
+        return ((x0 + 1) * top / 2).round().clamp(0, top).long()
+
+    def _at(self, v: Tensor, t: Tensor, x: Tensor) -> Tensor:
+        """v[t] shaped to broadcast against x: (B,) -> (B, 1, ...)."""
+        return v[t].reshape(-1, *([1] * (x.dim() - 1)))
+
+    # --8<-- [start:forward]
+    def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        """x_t ~ q(x_t | x_0) in one jump: x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps."""
+        ab = self._at(self.abar, t, x0)
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+    def loss(self, x: Tensor) -> Tensor:
+        """The simple loss E_{t, eps} ||eps - eps_theta(x_t, t)||^2 (mean over pixels; not in nats)."""
+        x0 = self.to_model(x)  # (B, ...)
+        t = torch.randint(0, self.config.timesteps, (x0.shape[0],), device=x0.device)  # t ~ U{1..T}
+        noise = torch.randn_like(x0)  # eps ~ N(0, I)
+        return ((noise - self.net(self.q_sample(x0, t, noise), t)) ** 2).mean()
+    # --8<-- [end:forward]
+
+    # --8<-- [start:predict]
+    def predict(self, xt: Tensor, t: Tensor, clip: bool = False) -> tuple[Tensor, Tensor]:
+        """The network's x_0 and eps at (x_t, t): x0^ = (x_t - sqrt(1 - abar_t) eps^) / sqrt(abar_t).
+
+        With clip, x0^ is clipped to [-1, 1] and eps^ re-derived from it, so both stay consistent with x_t.
+        """
+        ab = self._at(self.abar, t, xt)
+        if self.levels_out:  # x0^ = E[x_0 | x_t] under a per-pixel posterior over the 17 levels
+            c = torch.linspace(-1, 1, gdata.DIGIT_LEVELS, device=xt.device).reshape(1, -1, 1, 1)  # (1, 17, 1, 1)
+            log_lik = -(xt - ab.sqrt() * c) ** 2 / (2 * (1 - ab))  # log q(x_t | x_0 = c_k), (B, 17, 8, 8)
+            probs = torch.softmax(self.net(xt, t) + log_lik, dim=1)  # learned context + exact likelihood
+            x0 = (probs * c).sum(1, keepdim=True)  # (B, 1, 8, 8)
+            return x0, (xt - ab.sqrt() * x0) / (1 - ab).sqrt()
+        eps = self.net(xt, t)
+        x0 = (xt - (1 - ab).sqrt() * eps) / ab.sqrt()
+        if clip:
+            x0 = x0.clamp(-1, 1)
+            eps = (xt - ab.sqrt() * x0) / (1 - ab).sqrt()
+        return x0, eps
+    # --8<-- [end:predict]
+
+    # --8<-- [start:bound]
+    def nll_terms(self, x: Tensor, i: int, generator: torch.Generator | None = None) -> Tensor:
+        """Term of the negative bound at step t = i + 1, nats per example (B,), one sample of x_t.
+
+        t = 1: -log p(x_0 | x_1) (discretised decoder); t > 1: KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)).
+        """
+        x0 = self.to_model(x)
+        t = torch.full((x0.shape[0],), i, dtype=torch.long, device=x0.device)
+        xt = self.q_sample(x0, t, torch.randn(x0.shape, generator=generator).to(x0))
+        x0_hat, _ = self.predict(xt, t)
+        ab_t, ab_prev = self._at(self.abar, t, x0), self._at(self.abar_prev, t, x0)
+        mean_model, _ = posterior(x0_hat, xt, ab_t, ab_prev)  # mu_theta(x_t, t)
+        var = self._at(self.sigma2, t, x0)  # sigma_t^2 = beta~_t
+        if i == 0:  # decoder: discrete for digits, a Gaussian density for toys
+            if self.image:
+                lp = discretised_gaussian_log_prob(x, mean_model, var.sqrt(), gdata.DIGIT_LEVELS)
+            else:
+                lp = -0.5 * (math.log(2 * math.pi) + var.log() + (x0 - mean_model) ** 2 / var)
+            return -lp.flatten(1).sum(1)
+        mean_true, _ = posterior(x0, xt, ab_t, ab_prev)  # mu~(x_t, x_0)
+        return ((mean_true - mean_model) ** 2 / (2 * var)).flatten(1).sum(1)  # KL of equal-variance Gaussians
+
+    def prior_term(self, x: Tensor) -> Tensor:
+        """KL(q(x_T | x_0) || N(0, I)), (B,): small when abar_T ~ 0."""
+        x0 = self.to_model(x)
+        ab = self.abar[-1]
+        kl = 0.5 * (ab * x0 ** 2 + (1 - ab) - 1 - torch.log(1 - ab))
+        return kl.flatten(1).sum(1)
+
+    @torch.no_grad()
+    def log_prob(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Variational lower bound on log p(x) in nats, (B,): -(L_T + sum_{t>1} L_{t-1} + L_0), all T terms."""
+        total = self.prior_term(x)
+        for i in range(self.config.timesteps):
+            total = total + self.nll_terms(x, i, generator)
+        return -total
+    # --8<-- [end:bound]
+
+    # --8<-- [start:sampling]
+    def timesteps_for(self, steps: int | None) -> list[int]:
+        """Indices of the steps a sampler visits, high noise first: all T, or `steps` of them evenly spaced."""
+        T = self.config.timesteps
+        steps = T if steps is None else steps
+        if not 1 <= steps <= T:
+            raise ValueError(f"steps must be in 1..{T}, got {steps}")
+        return torch.linspace(T - 1, 0, steps).round().long().unique_consecutive().tolist()
+
+    def ddpm_step(self, xt: Tensor, i: int, i_prev: int | None, noise: Tensor | None) -> Tensor:
+        """Ancestral step x_t -> x_s ~ p(x_s | x_t) = q(x_s | x_t, x0^), s = i_prev (None: the data)."""
+        t = torch.full((xt.shape[0],), i, dtype=torch.long, device=xt.device)
+        x0, _ = self.predict(xt, t, clip=self.config.clip and self.image)
+        if i_prev is None:
+            return x0  # the mean of p(x_0 | x_1): the decoder's most likely bin after rounding
+        mean, var = posterior(x0, xt, self.abar[i], self.abar[i_prev])
+        return mean + var.sqrt() * noise
+
+    def ddim_step(self, xt: Tensor, i: int, i_prev: int | None, eta: float, noise: Tensor | None) -> Tensor:
+        """x_s = sqrt(abar_s) x0^ + sqrt(1 - abar_s - sigma^2) eps^ + sigma z (Song et al., eq. (12)).
+
+        sigma = eta sqrt((1 - abar_s)/(1 - abar_t)) sqrt(1 - abar_t/abar_s); eta = 0 is deterministic.
+        """
+        t = torch.full((xt.shape[0],), i, dtype=torch.long, device=xt.device)
+        x0, eps = self.predict(xt, t, clip=self.config.clip and self.image)
+        if i_prev is None:
+            return x0
+        ab_t, ab_s = self.abar[i], self.abar[i_prev]
+        sigma = eta * ((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)).sqrt()
+        x = ab_s.sqrt() * x0 + (1 - ab_s - sigma ** 2).sqrt() * eps
+        return x + sigma * noise if eta > 0 else x
+
+    @torch.no_grad()
+    def run_chain(self, x: Tensor, steps: int | None = None, method: str = "ddpm", eta: float = 0.0,
+                  generator: torch.Generator | None = None, trajectory: bool = False) -> Tensor | list[Tensor]:
+        """Denoise x = x_T through `steps` steps; returns x_0 in the model's space (or every x_t visited)."""
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        idx = self.timesteps_for(steps)
+        path = [x]
+        for i, i_prev in zip(idx, [*idx[1:], None]):
+            noisy = i_prev is not None and (method == "ddpm" or eta > 0)
+            z = torch.randn(x.shape, generator=generator).to(x) if noisy else None
+            x = (self.ddpm_step(x, i, i_prev, z) if method == "ddpm"
+                 else self.ddim_step(x, i, i_prev, eta, z))
+            path.append(x)
+        return path if trajectory else x
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: int | None = None, method: str = "ddpm", eta: float = 0.0,
+               generator: torch.Generator | None = None) -> Tensor:
+        """n samples: int64 levels (n, 1, 8, 8) on digits, floats (n, 2) on toys.
+
+        method="ddpm": ancestral sampling (with steps < T, on the respaced chain); "ddim": DDIM with eta.
+        """
+        if steps is None:
+            T = self.config.timesteps
+            steps = self.config.sample_steps or (T if method == "ddpm" else min(50, T))
+        shape = (n, *gdata.DIGIT_SHAPE) if self.image else (n, 2)
+        x = torch.randn(shape, generator=generator).to(self.abar.device)  # x_T ~ N(0, I)
+        return self.from_model(self.run_chain(x, steps, method, eta, generator))
+    # --8<-- [end:sampling]
+
+
+def build(data: str = "digits", /, **overrides: object) -> Diffusion:
+    """A diffusion model for "digits" or a 2-D toy, with the config's defaults replaced by ``overrides``."""
+    names = ("digits", *gdata.TOY_NAMES)
+    if data not in names:
+        raise ValueError(f"unknown data {data!r}; expected one of {names}")
+    fields = {f.name for f in dataclasses.fields(DiffusionConfig)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise TypeError(f"unknown DiffusionConfig field(s) {sorted(unknown)}; valid: {sorted(fields)}")
+    defaults: dict[str, object] = {} if data == "digits" else {"channels": 128, "clip": False}
+    other = overrides.pop("data", data)
+    if other != data:
+        raise ValueError(f"data={data!r} disagrees with the override data={other!r}")
+    if "mults" in overrides:
+        overrides["mults"] = tuple(overrides["mults"])  # type: ignore[arg-type]
+    return Diffusion(DiffusionConfig(data=data, **{**defaults, **overrides}))
