@@ -26,7 +26,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "load_model", "state_to_cpu", "model_meta"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "load_model", "update_meta", "state_to_cpu",
+           "model_meta"]
 
 FORMAT = "gdl-ref-checkpoint"
 FORMAT_VERSION = 1
@@ -106,6 +107,14 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, step: int = 0,
         _atomic_write(path / "train_state.pt", lambda p: torch.save(train_state, p))
     _atomic_write(path / "meta.json", lambda p: p.write_text(json.dumps(_jsonable(info), indent=2) + "\n"))
     return path
+
+
+def update_meta(path: str | Path, **entries: Any) -> dict[str, Any]:
+    """Add entries (e.g. metrics=...) to a checkpoint's meta.json and return the new metadata."""
+    file = Path(path) / "meta.json"
+    meta = {**json.loads(file.read_text()), **_jsonable(entries)}
+    _atomic_write(file, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
+    return meta
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:

@@ -1,0 +1,349 @@
+"""The ``gdl-ref`` command: train a family, sample from a checkpoint, evaluate it; cards and benchmarks.
+
+    gdl-ref train FAMILY [--data NAME] [--steps N] [--epochs N] [--seconds S] [--device cpu|cuda] [--out DIR]
+    gdl-ref sample CHECKPOINT --n N --out FILE
+    gdl-ref evaluate CHECKPOINT
+
+Exit status: 0 done; 1 a run failed; 2 bad usage (unknown family, data set or option, missing file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gdl_ref import data as gdata
+from gdl_ref import families
+
+__all__ = ["main", "build_parser", "evaluate_model", "save_samples"]
+
+EPILOG = """examples:
+  gdl-ref train flow --data moons --seconds 30 --out runs/flow-moons
+  gdl-ref sample runs/flow-moons/checkpoint --n 1000 --out moons.png
+  gdl-ref evaluate runs/flow-moons/checkpoint
+"""
+
+
+class UsageError(Exception):
+    """A mistake in the command line: printed as one line, exit status 2."""
+
+
+def _override(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value  # a bare word is a string
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of ``gdl-ref`` (cards and bench are added when their modules are present)."""
+    parser = argparse.ArgumentParser(
+        prog="gdl-ref", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Generative deep learning reference models: train a family on the embedded digits or a "
+                    "2-D toy, draw samples, evaluate likelihood and sample quality; check and export the cards.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    train = sub.add_parser("train", help="train a family; write a checkpoint, metrics JSON and a sample grid",
+                           description="Train FAMILY on --data with the shared fit() loop; then write DIR/checkpoint, "
+                                       "DIR/metrics.json (test NLL, bits/dim, sample quality and its floor) and "
+                                       "DIR/samples.png. Budgets combine: training stops at the first one reached.")
+    train.add_argument("family", choices=families.names(), metavar="FAMILY",
+                       help=f"one of: {', '.join(families.names())}")
+    train.add_argument("--data", default="digits", choices=families.datasets(), metavar="NAME",
+                       help=f"data set: {', '.join(families.datasets())} (default: digits)")
+    train.add_argument("--steps", type=_positive(int), metavar="N", help="optimiser steps")
+    train.add_argument("--epochs", type=_positive(int), metavar="N", help="passes over the train split")
+    train.add_argument("--seconds", type=_positive(float), metavar="S",
+                       help="wall-clock seconds (default 60 when no budget is given)")
+    train.add_argument("--batch-size", type=_positive(int), default=64, metavar="B", help="batch size (default 64)")
+    train.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate (default 1e-3)")
+    train.add_argument("--seed", type=int, default=0, help="seed of weights, data order and samples (default 0)")
+    train.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                       help="keep an EMA of the weights (e.g. 0.999); evaluate and save it")
+    train.add_argument("--clip-grad", type=_positive(float), default=None, metavar="NORM",
+                       help="clip the gradient norm to NORM")
+    train.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
+    train.add_argument("--set", dest="overrides", type=_override, action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field of the family, e.g. --set hidden=128 (repeatable)")
+    train.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: runs/FAMILY-DATA)")
+    _common(train, seed=False)
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    sample = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG, .npy or .pt file",
+                            description="Draw N samples from the model in CHECKPOINT (a folder written by train) "
+                                        "and save them: FILE.png as a grid (digits) or scatter plot (toys), "
+                                        "FILE.npy or FILE.pt as an array.")
+    sample.add_argument("checkpoint", metavar="CHECKPOINT")
+    sample.add_argument("--n", type=_positive(int), default=64, help="number of samples (default 64)")
+    sample.add_argument("--out", type=Path, required=True, metavar="FILE", help="FILE.png, FILE.npy or FILE.pt")
+    _common(sample)
+    sample.set_defaults(func=cmd_sample)
+
+    evaluate = sub.add_parser("evaluate", help="print a checkpoint's test NLL and sample-quality scores",
+                              description="Evaluate the model in CHECKPOINT on the test split: NLL in nats per "
+                                          "example (bits/dim on digits, KL gap to the true entropy on toys) and "
+                                          "sample quality beside its train-vs-test floor.")
+    evaluate.add_argument("checkpoint", metavar="CHECKPOINT")
+    evaluate.add_argument("--samples", type=_positive(int), default=None,
+                          help="samples for the quality scores (default: the test split's size)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _common(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    for module, name in (("gdl_ref.cards.cli", "cards"), ("gdl_ref.bench", "bench")):
+        try:
+            add = __import__(module, fromlist=["add_parser"]).add_parser
+        except ModuleNotFoundError as err:
+            if err.name == module:  # that part of the package is not installed yet
+                continue
+            raise
+        add(sub)
+    return parser
+
+
+def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    if seed:
+        p.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
+
+
+def _device(name: str) -> str:
+    if name != "cpu" and not (name == "cuda" or name.startswith("cuda:")):
+        raise UsageError(f"unknown device {name!r}; valid: cpu, cuda, cuda:N")
+    if name != "cpu" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name} but torch.cuda.is_available() is False; valid here: cpu")
+    return name
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation and pictures, shared by train and evaluate
+# ---------------------------------------------------------------------------------------------
+
+def _train_data(model: torch.nn.Module, name: str, split: str) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """The split as the model's loss takes it: (images, labels) for class-conditional models."""
+    if getattr(getattr(model, "config", None), "conditional", False):
+        if name != "digits":
+            raise UsageError(f"a class-conditional model needs labels: only digits has them, not {name!r}")
+        return gdata.digits(split)
+    return gdata.load(name, split)
+
+
+@torch.no_grad()
+def draw(model: torch.nn.Module, n: int, seed: int = 0, batch: int = 512) -> torch.Tensor:
+    """n samples on the CPU, drawn in batches under a fixed seed."""
+    model.eval()
+    out = []
+    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
+        torch.manual_seed(seed)
+        for start in range(0, n, batch):
+            out.append(model.sample(min(batch, n - start)).detach().cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def evaluate_model(model: torch.nn.Module, data: str, *, samples: int | None = None, seed: int = 0,
+                   device: str = "cpu") -> dict[str, Any]:
+    """Test NLL (nats/example, bits/dim or KL gap) and sample quality with its floor, as one dict."""
+    from gdl_ref import metrics
+
+    model.to(device).eval()
+    test = gdata.load(data, "test")
+    result: dict[str, Any] = {"data": data, "model": type(model).__name__,
+                              "params": sum(p.numel() for p in model.parameters())}
+    if hasattr(model, "log_prob"):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            nll = sum(float(-model.log_prob(c.to(device)).double().sum()) for c in test.split(256)) / len(test)
+        result["nll_bound"] = getattr(model, "nll_bound", None)
+        result["test_nll"] = nll  # nats per example
+        if data == "digits":
+            result["test_bits_per_dim"] = float(metrics.bits_per_dim(nll, gdata.DIGIT_DIMS))
+        else:
+            h = gdata.toy_entropy(data)
+            result.update(entropy=h.nats, entropy_stderr=h.stderr, kl_gap=nll - h.nats)
+    n = samples or len(test)
+    drawn = draw(model, n, seed=seed)
+    result["samples"] = n
+    if data == "digits":
+        result["sample_quality"] = metrics.sample_quality(drawn, reference="test")
+        result["sample_quality_floor"] = metrics.sample_quality_floor(n=min(n, 1000))
+    else:
+        result["sample_quality"] = metrics.toy_sample_quality(drawn, data)
+        result["sample_quality_floor"] = metrics.toy_sample_quality(gdata.load(data, "train")[:n], data)
+    return result
+
+
+def save_samples(samples: torch.Tensor, path: str | Path, title: str = "") -> Path:
+    """Write samples: .png (an image grid for digits, a scatter plot for 2-D points), .npy or .pt."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        import numpy as np
+
+        np.save(path, samples.numpy())
+    elif suffix == ".pt":
+        torch.save(samples, path)
+    elif suffix == ".png":
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        if samples.ndim == 4:  # (N, 1, 8, 8) digits: a grid of at most 8 x 8 images
+            k = min(len(samples), 64)
+            cols = min(8, k)
+            rows = math.ceil(k / cols)
+            grid = torch.full((rows * 9 - 1, cols * 9 - 1), math.nan)  # NaN: the gaps between images
+            for i in range(k):
+                r, c = divmod(i, cols)
+                grid[r * 9:r * 9 + 8, c * 9:c * 9 + 8] = samples[i, 0].float()
+            fig, ax = plt.subplots(figsize=(cols * 0.6 + 0.4, rows * 0.6 + 0.6))
+            cmap = plt.get_cmap("gray_r").with_extremes(bad="#c8c8d8")
+            ax.imshow(grid.numpy(), cmap=cmap, vmin=0, vmax=gdata.DIGIT_LEVELS - 1)
+        else:  # (N, 2) points
+            fig, ax = plt.subplots(figsize=(4, 4))
+            xy = samples.double().numpy()
+            ax.scatter(xy[:, 0], xy[:, 1], s=2, alpha=0.5)
+            ax.set_xlim(-3, 3), ax.set_ylim(-3, 3), ax.set_aspect("equal")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([]), ax.set_yticks([])
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+    else:
+        raise UsageError(f"unknown output type {path.suffix!r} for {path}; valid: .png, .npy, .pt")
+    return path
+
+
+def _print_metrics(result: dict[str, Any]) -> None:
+    floor = result.get("sample_quality_floor", {})
+    for key, value in result.items():
+        if key in ("sample_quality", "sample_quality_floor", "val", "train"):
+            continue
+        print(f"{key:>20}: {value:.4f}" if isinstance(value, float) else f"{key:>20}: {value}")
+    for key, value in result.get("sample_quality", {}).items():
+        extra = f"   (floor {floor[key]:.4f})" if key in floor else ""
+        print(f"{key:>20}: {value:.4f}{extra}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Subcommands
+# ---------------------------------------------------------------------------------------------
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from gdl_ref.checkpoint import update_meta
+    from gdl_ref.train import fit
+
+    device = _device(args.device)
+    if args.steps is None and args.epochs is None and args.seconds is None:
+        args.seconds = 60.0
+    out = args.out or Path("runs") / f"{args.family}-{args.data}"
+    torch.manual_seed(args.seed)
+    try:
+        model = families.build(args.family, args.data, **dict(args.overrides))
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    train, val = _train_data(model, args.data, "train"), _train_data(model, args.data, "val")
+    print(f"training {args.family} ({type(model).__name__}, {sum(p.numel() for p in model.parameters()):,} "
+          f"parameters) on {args.data} -> {out}", file=sys.stderr)
+    history = fit(model, train, val_data=val, steps=args.steps, epochs=args.epochs, seconds=args.seconds,
+                  batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device, amp=args.amp,
+                  clip_grad=args.clip_grad, ema_decay=args.ema, progress=not args.no_progress,
+                  checkpoint_dir=out / "checkpoint", meta={"family": args.family, "data": args.data})
+    result = {"family": args.family, **evaluate_model(model, args.data, seed=args.seed, device=device),
+              "steps": history.steps, "train_seconds": history.seconds, "stop_reason": history.stop_reason,
+              "best_val": history.best_val, "val": history.val}
+    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    update_meta(out / "checkpoint", metrics={k: v for k, v in result.items() if k != "val"})
+    save_samples(draw(model, 64 if args.data == "digits" else 2000, seed=args.seed), out / "samples.png",
+                 title=f"{args.family} on {args.data}, {history.steps} steps")
+    _print_metrics(result)
+    print(f"wrote {out / 'checkpoint'}, {out / 'metrics.json'}, {out / 'samples.png'}", file=sys.stderr)
+    return 0
+
+
+def _load(path: str, device: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    from gdl_ref.checkpoint import load_checkpoint, load_model
+
+    if not Path(path).exists():
+        raise UsageError(f"no such checkpoint: {path}")
+    try:
+        return load_model(path, device=device), load_checkpoint(path).meta
+    except (FileNotFoundError, ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    device = _device(args.device)
+    model, meta = _load(args.checkpoint, device)
+    samples = draw(model, args.n, seed=args.seed)
+    save_samples(samples, args.out, title=f"{meta.get('family')} on {meta.get('data')}")
+    print(f"wrote {args.n} samples {tuple(samples.shape[1:])} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    device = _device(args.device)
+    model, meta = _load(args.checkpoint, device)
+    result = {"family": meta.get("family"), "step": meta.get("step"),
+              **evaluate_model(model, meta["data"], samples=args.samples, seed=args.seed, device=device)}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_metrics(result)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``gdl-ref`` with ``argv`` (default: sys.argv[1:]) and return the exit status."""
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # name the valid options of the subcommand, not just the stray ones
+            sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+            command = sub.choices[args.command]
+            valid = sorted({o for a in command._actions for o in a.option_strings if o.startswith("--")})
+            command.error(f"unrecognized arguments: {' '.join(extra)}; valid options: {', '.join(valid)}")
+    except SystemExit as exit_:  # argparse: --help (0) or a usage error (2), already printed
+        return int(exit_.code or 0)
+    try:
+        return int(args.func(args))
+    except UsageError as err:
+        print(f"gdl-ref {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # no traceback for users; GDL_REF_DEBUG=1 shows it
+        if os.environ.get("GDL_REF_DEBUG"):
+            raise
+        print(f"gdl-ref {args.command}: error: {type(err).__name__}: {err} (GDL_REF_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
