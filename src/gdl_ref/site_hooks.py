@@ -76,12 +76,15 @@ def on_page_content(html_content: str, page: Any, config: Any, files: Files) -> 
 
 def on_files(files: Files, config: Any) -> Files:
     """mkdocs hook: add the Anki deck and the CSV of all cards, built from ``docs/``."""
-    from gdl_ref.cards.export import export_cards  # imported late: genanki is only needed here
+    from gdl_ref.cards.export import CardProblems, export_cards  # late: genanki is only needed here
 
     docs_dir = Path(config["docs_dir"])
     out_dir = Path(tempfile.mkdtemp(prefix="gdl-ref-downloads-"))
     for fmt, uri in DOWNLOADS.items():
         target = out_dir / Path(uri).name
-        export_cards([docs_dir], fmt, target)
+        try:
+            export_cards([docs_dir], fmt, target, root=docs_dir.resolve().parent)
+        except CardProblems as problems:
+            raise PluginError(f"the cards have problems, so no {fmt} download was built:\n{problems}") from None
         files.append(File.generated(config, uri, abs_src_path=str(target)))
     return files
