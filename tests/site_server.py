@@ -51,7 +51,9 @@ def find_chromium() -> str | None:
     for candidate in CHROMIUM_CANDIDATES:
         if os.access(candidate, os.X_OK):
             return candidate
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+    # Last, Google Chrome (preinstalled on hosted CI runners): the same engine, driven the same way.
+    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+    return next((found for found in map(shutil.which, names) if found), None)
 
 
 def site_url(root: Path = ROOT) -> str:
