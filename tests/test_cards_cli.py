@@ -104,3 +104,12 @@ def test_python_dash_m(argv):
     assert result.returncode == 1
     assert result.stdout == (CORPUS / "no_answer.expected").read_text()
     assert "Traceback" not in result.stderr
+
+
+def test_gdl_ref_command_runs_cards(capsys, monkeypatch):
+    from gdl_ref.cli import main as gdl_ref_main
+
+    monkeypatch.chdir(ROOT)
+    assert gdl_ref_main(["cards", "check", "tests/cards_corpus/no_answer.md"]) == 1
+    assert capsys.readouterr().out == (CORPUS / "no_answer.expected").read_text()
+    assert gdl_ref_main(["cards", "check", "tests/cards_corpus/good_card.md"]) == 0
