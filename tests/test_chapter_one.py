@@ -1,0 +1,270 @@
+"""Chapter 1 mirrors the chapter-1 flashcards card for card, and corrects them where they err.
+
+The flashcards (chapter 1 of Foster, *Generative Deep Learning*, 2nd ed., from "Generative Model
+Taxonomy" on) are listed below with their questions; the page must hold one card per flashcard,
+in order, under a stable id, and must state each correction on the card it belongs to.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gdl_ref.cards.model import Card
+from gdl_ref.cards.parse import parse_page
+from gdl_ref.cards.validate import validate_pages
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = ROOT / "docs" / "chapters" / "generative-modelling.md"
+
+# (flashcard title, flashcard question, stable id on the page) in the flashcards' order.
+FLASHCARDS = [
+    ("Maximum Likelihood Estimation (MLE)",
+     "What is MLE and how does it relate to finding the most likely parameter values?", "mle"),
+    ("Generative Modeling as a Form of MLE",
+     "How can generative modeling be seen as a form of MLE?", "generative-modelling-as-mle"),
+    ("Generative Model Taxonomy", "How is the taxonomy of generative models structured?", "taxonomy"),
+    ("Explicitly Model the Density Function",
+     "What are explicit density models and how do they work?", "explicit-density-models"),
+    ("Implicitly Model the Density Function",
+     "What are implicit density models and how do they work?", "implicit-density-models"),
+    ("Variational Autoencoders (VAEs)",
+     "What is the main objective of Variational Autoencoders (VAEs)?", "vae-objective"),
+    ("Energy-Based Models (EBMs)",
+     "How do Energy-Based Models differ from Variational Autoencoders in their approach?", "ebm-vs-vae"),
+    ("Diffusion Models", "How do diffusion models work?", "how-diffusion-works"),
+    ("Deep Learning Core in Generative Models",
+     "Why do modern generative models use deep learning?", "why-deep-learning"),
+    ("The Generative Deep Learning Codebase",
+     "How can the reader start building generative deep learning models using this book\u2019s resources?",
+     "book-codebase"),
+    ("Cloning the Repository", "How do you clone the Git repository mentioned in the text?",
+     "clone-the-repository"),
+    ("Using Docker for Codebase", "How does Docker simplify working with a new codebase?", "docker-environment"),
+    ("Running on GPU", "How can one set up a Google Cloud environment for GPU use?", "gpu-in-the-cloud"),
+    ("Generative Modeling Overview", "What are the key properties of a good generative model?",
+     "desirable-properties"),
+    ("Generative Models Framework", "What are the six families of generative models mentioned?", "six-families"),
+    ("Getting Started with Codebase", "How do you start working with the Generative Deep Learning codebase?",
+     "getting-started"),
+    ("Discriminative Modeling Foundation",
+     "What are the differences between generative and discriminative models?", "generative-vs-discriminative"),
+]
+# Questions reworded on the page because the flashcard's wording leans on text the card does not have.
+REWORDED = {
+    "clone-the-repository": "How do you clone the Git repository that accompanies the book?",
+    "six-families": "What are the six families of generative models that the book covers?",
+}
+# Cards whose answer carries a "Correction" box: the flashcard errs there.
+CORRECTED = {
+    "mle", "taxonomy", "explicit-density-models", "implicit-density-models", "vae-objective", "ebm-vs-vae",
+    "how-diffusion-works", "why-deep-learning", "docker-environment", "gpu-in-the-cloud",
+    "desirable-properties", "six-families", "getting-started", "generative-vs-discriminative",
+}
+SIX_FAMILIES = {
+    "variational autoencoders": "vae",
+    "generative adversarial networks": "gan",
+    "autoregressive models": "autoregressive",
+    "normalizing flows": "flows",
+    "energy-based models": "ebm",
+    "diffusion models": "diffusion",
+}
+FAMILY_PAGES = {"vae", "gan", "autoregressive", "flows", "ebm", "diffusion", "mle", "generative-vs-discriminative"}
+CORRECTION = '!!! note "Correction"'
+
+
+@pytest.fixture(scope="module")
+def page():
+    return parse_page(PAGE, ROOT)
+
+
+@pytest.fixture(scope="module")
+def cards(page) -> dict[str, Card]:
+    return {c.id: c for c in page.cards}
+
+
+def _normal(question: str) -> str:
+    """Compare questions up to case, punctuation and British spelling."""
+    question = question.lower().replace("\u2019", "'").replace("modeling", "modelling")
+    return re.sub(r"[^a-z0-9']+", " ", question).strip()
+
+
+def _split_corrections(answer: str) -> tuple[str, str]:
+    """(the answer without its Correction boxes, the text of those boxes)."""
+    main: list[str] = []
+    boxes: list[str] = []
+    inside = False
+    for line in answer.splitlines():
+        if line.startswith(CORRECTION):
+            inside = True
+            continue
+        if inside and line.strip() and not line.startswith("    "):
+            inside = False
+        (boxes if inside else main).append(line)
+    return "\n".join(main), "\n".join(boxes)
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    """Body rows of the Markdown tables in text, as lists of cell strings."""
+    rows = [line.strip() for line in text.splitlines() if line.strip().startswith("|")]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    return [r for r in cells if not all(set(c) <= set("-: ") for c in r)][1:]
+
+
+def test_one_card_per_flashcard_in_order(page) -> None:
+    assert [c.id for c in page.cards] == [card_id for _, _, card_id in FLASHCARDS]
+    assert len(page.cards) == 17
+    assert page.title.startswith("Chapter 1")
+
+
+def test_every_card_is_well_formed(page) -> None:
+    # Heading with an id, a background, exactly one question, an answer; math that renders;
+    # every fence run, embedded or skipped with a reason (the site validator's rules).
+    assert [str(p) for p in validate_pages([page], ROOT)] == []
+    for card in page.cards:
+        assert card.background.strip(), card.id
+        assert card.question.endswith("?"), card.id
+        assert len(card.answer.split()) >= 40, f"{card.id}: the answer is too thin to stand alone"
+    assert len(re.findall(r"^\?\?\? question ", PAGE.read_text(encoding="utf-8"), re.M)) == 17
+
+
+def test_questions_are_the_flashcards_own_unless_reworded(cards) -> None:
+    for _, question, card_id in FLASHCARDS:
+        shown = cards[card_id].question
+        if card_id in REWORDED:
+            assert shown == REWORDED[card_id]
+        else:
+            assert _normal(shown) == _normal(question), card_id
+
+
+def test_corrections_are_stated_on_their_cards(cards) -> None:
+    with_box = {card_id for card_id, card in cards.items() if CORRECTION in card.answer}
+    assert with_box == CORRECTED
+    for card_id in CORRECTED:
+        _, box = _split_corrections(cards[card_id].answer)
+        assert "flashcard" in box, f"{card_id}: a correction names what the flashcard says"
+
+
+def test_six_families_are_the_books(cards) -> None:
+    main, box = _split_corrections(cards["six-families"].answer)
+    rows = _table_rows(main)
+    named = {re.sub(r"\[(.*?)\]\(.*?\)", r"\1", row[0]).lower(): row for row in rows}
+    assert set(named) == set(SIX_FAMILIES)
+    for family, slug in SIX_FAMILIES.items():
+        assert f"(../families/{slug}.md)" in named[family][0]
+    # The flashcard's wrong entries appear only in the correction that rejects them.
+    for wrong in ("hierarchical", "flow-based"):
+        assert wrong not in main.lower() and wrong in box.lower()
+    assert "energy-based models and diffusion models" in box
+
+
+def test_taxonomy_places_each_family(cards) -> None:
+    main, _ = _split_corrections(cards["taxonomy"].answer)
+    rows = {re.sub(r"\*", "", row[0]): row[2].lower() for row in _table_rows(main)}
+    expected = {
+        "implicit density": {"generative adversarial networks"},
+        "explicit, tractable density": {"autoregressive models", "normalizing flows"},
+        "explicit, approximate density": {"variational autoencoders", "energy-based models", "diffusion models"},
+    }
+    assert set(rows) == set(expected)
+    for branch, families in expected.items():
+        for family in SIX_FAMILIES:
+            assert (family in rows[branch]) == (family in families), (branch, family)
+    # The density column of the six-families table agrees with the taxonomy.
+    density = {re.sub(r"\[(.*?)\]\(.*?\)", r"\1", r[0]).lower(): r[2] for r in _table_rows(cards["six-families"].answer)}
+    for branch, families in expected.items():
+        for family in families:
+            assert density[family] == branch.removesuffix(" density"), family
+
+
+def test_three_desirable_properties(cards) -> None:
+    main, box = _split_corrections(cards["desirable-properties"].answer)
+    properties = re.findall(r"^\d+\. \*\*(\w+)\.\*\*", main, re.M)
+    assert properties == ["Accuracy", "Generation", "Representation"]
+    for seed_property in ("expressiveness", "training efficiency", "interpretability"):
+        assert seed_property not in main.lower() and seed_property in box.lower()
+
+
+def test_generative_and_discriminative_defined_right(cards) -> None:
+    card = cards["generative-vs-discriminative"]
+    text = card.background + card.answer
+    assert r"$p(y \mid x)$" in text  # discriminative
+    assert "$p(x)$" in text and r"$p(x \mid y)$" in text  # generative, unlabelled and class-conditional
+    main, box = _split_corrections(card.answer)
+    assert "P(X, Y)" in box and "P(X, Y)" not in main
+    # The demonstration runs, classifies both ways, and samples digits of a chosen class.
+    kinds = [b.kind for b in card.code]
+    assert kinds == ["run", "output"]
+    assert "theta[3]" in card.code[0].code and len(card.code[1].code.splitlines()) == 8
+
+
+def test_ebm_and_diffusion_cards(cards) -> None:
+    ebm = cards["ebm-vs-vae"]
+    assert r"\exp(-E_\theta(x))" in ebm.background and "Z_\\theta" in ebm.background
+    assert "Langevin" in ebm.answer and "normaliser" in ebm.answer
+    diffusion = cards["how-diffusion-works"]
+    assert r"q(x_t \mid x_0)" in diffusion.background
+    assert r"p_\theta(x_{t-1} \mid x_t)" in diffusion.background
+    assert r"\epsilon_\theta" in diffusion.answer and "bound" in diffusion.answer
+
+
+def test_java_replaced_by_pytorch_that_runs(page, cards) -> None:
+    assert not [b for c in page.cards for b in c.code if b.lang == "java"]
+    assert "```java" not in PAGE.read_text(encoding="utf-8")
+    for card_id in ("mle", "explicit-density-models", "implicit-density-models", "generative-vs-discriminative"):
+        assert any(b.kind == "run" and b.lang == "python" for b in cards[card_id].code), card_id
+    # The autoregressive model and the GAN step are the package's own code, embedded.
+    refs = [r for c in page.cards for b in c.code if b.kind == "embed" for r in b.refs]
+    assert refs == ["src/gdl_ref/sequence.py:log_prob", "src/gdl_ref/sequence.py:sample", "src/gdl_ref/gan.py:steps"]
+    # The MLE snippet compares the closed form with gradient descent and shows both.
+    mle = cards["mle"].code
+    assert [b.kind for b in mle] == ["run", "output"]
+    closed, descent = mle[1].code.splitlines()
+    assert closed.split(":")[1].strip() == descent.split(":")[1].strip()
+
+
+def test_set_up_cards(cards) -> None:
+    text = PAGE.read_text(encoding="utf-8")
+    # The K80 appears only in the correction that retires it; the command asks for a T4.
+    gpu = cards["gpu-in-the-cloud"]
+    main, box = _split_corrections(gpu.answer)
+    assert "k80" not in main.lower() and "k80" in box.lower()
+    assert text.lower().count("k80") == box.lower().count("k80")
+    gcloud = [b for b in gpu.code if "gcloud compute instances create" in b.code]
+    assert len(gcloud) == 1 and gcloud[0].kind == "skipped"
+    assert "--accelerator=type=nvidia-tesla-t4,count=1" in gcloud[0].code
+    assert any(b.kind == "run" and "torch.cuda.is_available()" in b.code for b in gpu.code)
+    assert any(b.kind == "skipped" and "pytest -m gpu" in b.code for b in gpu.code)
+    # The book's set-up: TensorFlow 2.10 in Docker, with a Kaggle key.
+    book = cards["book-codebase"].background + cards["book-codebase"].answer
+    assert "TensorFlow 2.10" in book and "Kaggle" in book and "Docker" in book
+    assert "docker compose build" in cards["docker-environment"].answer
+
+
+def test_commands_that_need_a_network_are_shown_not_run(page) -> None:
+    needs_network = ("git clone", "docker ", "gcloud ", "pip install", "pytest -m gpu", "mkdocs serve")
+    for card in page.cards:
+        for block in card.code:
+            if any(word in block.code for word in needs_network) and block.lang in {"bash", "sh"}:
+                assert block.kind == "skipped", f"line {block.line}: {block.code.splitlines()[0]}"
+
+
+def test_install_commands_match_the_readme(cards) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    install = re.search(r"python[\d.]* -m venv \.venv && \.venv/bin/pip install [^\n&]*", readme)
+    assert install, "README.md has no install command"
+    command = install.group(0).strip()
+    shown = "\n".join(b.code for b in cards["getting-started"].code if b.kind == "skipped")
+    assert command in shown
+    for tool in (".venv/bin/pytest", ".venv/bin/mkdocs serve"):
+        assert tool in readme and tool in shown
+
+
+def test_links_stay_inside_the_site(page) -> None:
+    text = PAGE.read_text(encoding="utf-8")
+    linked = set(re.findall(r"\]\(\.\./families/([a-z-]+)\.md\)", text))
+    assert linked == FAMILY_PAGES
+    anchors = set(re.findall(r"\]\(#([a-z0-9-]+)\)", text))
+    assert anchors and anchors <= {c.id for c in page.cards}
