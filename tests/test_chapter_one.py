@@ -197,7 +197,7 @@ def test_generative_and_discriminative_defined_right(cards) -> None:
     # The demonstration runs, classifies both ways, and samples digits of a chosen class.
     kinds = [b.kind for b in card.code]
     assert kinds == ["run", "output"]
-    assert "theta[3]" in card.code[0].code and len(card.code[1].code.splitlines()) == 8
+    assert "p_x_given_y[3].sample" in card.code[0].code and len(card.code[1].code.splitlines()) == 8
 
 
 def test_ebm_and_diffusion_cards(cards) -> None:
@@ -215,13 +215,14 @@ def test_java_replaced_by_pytorch_that_runs(page, cards) -> None:
     assert "```java" not in PAGE.read_text(encoding="utf-8")
     for card_id in ("mle", "explicit-density-models", "implicit-density-models", "generative-vs-discriminative"):
         assert any(b.kind == "run" and b.lang == "python" for b in cards[card_id].code), card_id
-    # The autoregressive model and the GAN step are the package's own code, embedded.
+    # The MLE fits, the autoregressive model and the GAN step are the package's own code, embedded.
     refs = [r for c in page.cards for b in c.code if b.kind == "embed" for r in b.refs]
-    assert refs == ["src/gdl_ref/sequence.py:log_prob", "src/gdl_ref/sequence.py:sample", "src/gdl_ref/gan.py:steps"]
+    assert refs == ["src/gdl_ref/mle.py:closed_form", "src/gdl_ref/mle.py:gd", "src/gdl_ref/sequence.py:log_prob",
+                    "src/gdl_ref/sequence.py:sample", "src/gdl_ref/gan.py:steps"]
     # The MLE snippet compares the closed form with gradient descent and shows both.
     mle = cards["mle"].code
-    assert [b.kind for b in mle] == ["run", "output"]
-    closed, descent = mle[1].code.splitlines()
+    assert [b.kind for b in mle] == ["embed", "embed", "run", "output"]
+    closed, descent = mle[3].code.splitlines()
     assert closed.split(":")[1].strip() == descent.split(":")[1].strip()
 
 
