@@ -196,8 +196,10 @@ def test_generative_and_discriminative_defined_right(cards) -> None:
     assert "P(X, Y)" in box and "P(X, Y)" not in main
     # The demonstration runs, classifies both ways, and samples digits of a chosen class.
     kinds = [b.kind for b in card.code]
-    assert kinds == ["run", "output"]
-    assert "p_x_given_y[3].sample" in card.code[0].code and len(card.code[1].code.splitlines()) == 8
+    assert kinds == ["embed", "embed", "run", "output"]
+    assert "naive_bayes.sample(3, y=3" in card.code[2].code
+    drawn = card.code[3].code.splitlines()
+    assert len(drawn) == 9 and drawn[-1].startswith("logistic regression: no p(x | y)")
 
 
 def test_ebm_and_diffusion_cards(cards) -> None:
@@ -218,7 +220,8 @@ def test_java_replaced_by_pytorch_that_runs(page, cards) -> None:
     # The MLE fits, the autoregressive model and the GAN step are the package's own code, embedded.
     refs = [r for c in page.cards for b in c.code if b.kind == "embed" for r in b.refs]
     assert refs == ["src/gdl_ref/mle.py:closed_form", "src/gdl_ref/mle.py:gd", "src/gdl_ref/sequence.py:log_prob",
-                    "src/gdl_ref/sequence.py:sample", "src/gdl_ref/gan.py:steps"]
+                    "src/gdl_ref/sequence.py:sample", "src/gdl_ref/gan.py:steps",
+                    "src/gdl_ref/discriminative.py:generative", "src/gdl_ref/discriminative.py:discriminative"]
     # The MLE snippet compares the closed form with gradient descent and shows both.
     mle = cards["mle"].code
     assert [b.kind for b in mle] == ["embed", "embed", "run", "output"]

@@ -12,7 +12,7 @@ token pads the left edge), a neural n-gram in the spirit of Bengio et al. (2003)
 
 The toy data, "counting" sequences, have a known entropy, so a fitted model's test
 NLL minus that entropy is its KL divergence from the truth. Train it with
-``gdl_ref.train.fit(model, counting_sequences(512), steps=150, batch_size=512, lr=3e-2)``.
+``gdl_ref.train.fit(model, counting_sequences(512), steps=100, batch_size=512, lr=5e-2)``.
 
 References:
     D. Foster, Generative Deep Learning, 2nd ed., O'Reilly 2023, ch. 1 and ch. 5.
