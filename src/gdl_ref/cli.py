@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
     train.add_argument("--set", dest="overrides", type=_override, action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field of the family, e.g. --set hidden=128 (repeatable)")
+    train.add_argument("--samples", type=_positive(int), default=None, metavar="N",
+                       help="samples for the quality scores (default: the test split's size)")
     train.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: runs/FAMILY-DATA)")
     _common(train, seed=False)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -107,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "example (bits/dim on digits, KL gap to the true entropy on toys) and "
                                           "sample quality beside its train-vs-test floor.")
     evaluate.add_argument("checkpoint", metavar="CHECKPOINT")
-    evaluate.add_argument("--samples", type=_positive(int), default=None,
+    evaluate.add_argument("--samples", type=_positive(int), default=None, metavar="N",
                           help="samples for the quality scores (default: the test split's size)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _common(evaluate)
@@ -165,8 +167,11 @@ def draw(model: torch.nn.Module, n: int, seed: int = 0, batch: int = 512) -> tor
 
 @torch.no_grad()
 def evaluate_model(model: torch.nn.Module, data: str, *, samples: int | None = None, seed: int = 0,
-                   device: str = "cpu") -> dict[str, Any]:
-    """Test NLL (nats/example, bits/dim or KL gap) and sample quality with its floor, as one dict."""
+                   device: str = "cpu", drawn: torch.Tensor | None = None) -> dict[str, Any]:
+    """Test NLL (nats/example, bits/dim or KL gap) and sample quality with its floor, as one dict.
+
+    ``drawn``: samples already drawn (else ``samples`` of them are drawn, default the test split's size).
+    """
     from gdl_ref import metrics
 
     model.to(device).eval()
@@ -184,9 +189,9 @@ def evaluate_model(model: torch.nn.Module, data: str, *, samples: int | None = N
         else:
             h = gdata.toy_entropy(data)
             result.update(entropy=h.nats, entropy_stderr=h.stderr, kl_gap=nll - h.nats)
-    n = samples or len(test)
-    drawn = draw(model, n, seed=seed)
-    result["samples"] = n
+    if drawn is None:
+        drawn = draw(model, samples or len(test), seed=seed)
+    n = result["samples"] = len(drawn)
     if data == "digits":
         result["sample_quality"] = metrics.sample_quality(drawn, reference="test")
         result["sample_quality_floor"] = metrics.sample_quality_floor(n=min(n, 1000))
@@ -273,12 +278,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                   batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device, amp=args.amp,
                   clip_grad=args.clip_grad, ema_decay=args.ema, progress=not args.no_progress,
                   checkpoint_dir=out / "checkpoint", meta={"family": args.family, "data": args.data})
-    result = {"family": args.family, **evaluate_model(model, args.data, seed=args.seed, device=device),
+    drawn = draw(model, args.samples or len(gdata.load(args.data, "test")), seed=args.seed)
+    result = {"family": args.family,
+              **evaluate_model(model, args.data, seed=args.seed, device=device, drawn=drawn),
               "steps": history.steps, "train_seconds": history.seconds, "stop_reason": history.stop_reason,
               "best_val": history.best_val, "val": history.val}
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     update_meta(out / "checkpoint", metrics={k: v for k, v in result.items() if k != "val"})
-    save_samples(draw(model, 64 if args.data == "digits" else 2000, seed=args.seed), out / "samples.png",
+    save_samples(drawn, out / "samples.png",
                  title=f"{args.family} on {args.data}, {history.steps} steps")
     _print_metrics(result)
     print(f"wrote {out / 'checkpoint'}, {out / 'metrics.json'}, {out / 'samples.png'}", file=sys.stderr)
