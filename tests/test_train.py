@@ -97,6 +97,13 @@ def test_resume_continues_identically(tmp_path):
     assert h_resumed.train == h_straight.train  # rows at steps 10, 20
 
 
+def test_resume_between_log_rows_keeps_the_logged_means(tmp_path):
+    straight = fit(make(), data(), steps=20, batch_size=32, log_every=8)
+    fit(make(), data(), steps=5, batch_size=32, log_every=8, checkpoint_dir=tmp_path)
+    resumed = fit(make(), data(), steps=20, batch_size=32, log_every=8, resume=tmp_path)
+    assert resumed.train == straight.train  # rows at 8 (steps 1-8, across the resume), 16, 20
+
+
 def test_checkpoint_every_and_resume_from_a_middle_checkpoint(tmp_path):
     straight = make()
     fit(straight, data(), steps=12, batch_size=32, seed=5)

@@ -230,6 +230,7 @@ def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: in
         optimizers = {"model": torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)}
     ema = EMA(model, ema_decay) if ema_decay is not None else None
     history = History()
+    resumed_window: dict[str, list[float]] = {}  # train metrics logged since the last row
     best_state: dict[str, Tensor] | None = None
     bad_evals = 0
 
@@ -255,6 +256,7 @@ def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: in
         history = History(h["steps"], h["seconds"], list(h["train"]), [tuple(v) for v in h["val"]],
                           h["best_val"], h["best_step"], "")
         bad_evals = ts["bad_evals"]
+        resumed_window = ts["window"]
         _set_rng_state(ts["rng"], dev)
     else:
         _seed_everything(seed + info.rank)  # per-rank streams for noise inside the model
@@ -278,19 +280,20 @@ def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: in
 
     def tracking() -> tuple[Any, ...]:
         """The logs a resumed run starts from: scheduled rows only (every log_every / eval_every steps)."""
-        return list(history.train), list(history.val), history.best_val, history.best_step, best_state, bad_evals
+        return (list(history.train), list(history.val), history.best_val, history.best_step, best_state, bad_evals,
+                {k: list(v) for k, v in window.items()})
 
     def save(path: Path, weights: dict[str, Tensor] | None = None, track: tuple[Any, ...] | None = None) -> None:
         """model.safetensors = ``weights`` (default: EMA or current); resume.safetensors = the rest.
 
         ``track``: the validation record a resumed run starts from (default: the current one).
         """
-        train, val, best_val, best_step, best, bad = track or tracking()
+        train, val, best_val, best_step, best, bad, logged = track or tracking()
         weights = weights if weights is not None else (ema.shadow if ema is not None else model.state_dict())
         res = {f"online.{k}": v for k, v in model.state_dict().items()}
         res.update({f"ema.{k}": v for k, v in (ema.shadow if ema is not None else {}).items()})
         res.update({f"best.{k}": v for k, v in (best or {}).items()})
-        ts = {"step": history.steps, "seed": seed, "batch_size": batch_size, "n": n, "bad_evals": bad,
+        ts = {"step": history.steps, "seed": seed, "batch_size": batch_size, "n": n, "bad_evals": bad, "window": logged,
               "optimizers": {k: o.state_dict() for k, o in optimizers.items()}, "rng": _rng_state(dev),
               "history": {"steps": history.steps, "seconds": history.seconds, "train": train,
                           "val": val, "best_val": best_val, "best_step": best_step}}
@@ -316,7 +319,7 @@ def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: in
 
     bar = tqdm(total=total, initial=history.steps, disable=not (progress and info.is_main), unit="step",
                dynamic_ncols=True)
-    window: dict[str, list[float]] = defaultdict(list)
+    window: dict[str, list[float]] = defaultdict(list, {k: list(v) for k, v in resumed_window.items()})
     start, base_seconds = time.perf_counter(), history.seconds
     perm, perm_epoch, last_eval = None, -1, -1
     model.train()
