@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
+
+# Small models on a small CPU: one thread per process avoids oversubscription (two processes of the
+# distributed test, notebook kernels and CLI subprocesses inherit the variable).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402  (after the thread setting, which torch reads at import)
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 ROOT = Path(__file__).resolve().parents[1]
 
