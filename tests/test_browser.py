@@ -209,9 +209,11 @@ class Session:
             self.report.external_requests.append(url)
             route.abort()
 
-    def open(self, page_path: str, report: PageReport | None = None) -> Any:
+    def open(self, page_path: str) -> Any:
         """A new tab on ``page_path`` (relative to the site root), loaded, with its events recorded."""
-        self.report = report or PageReport(page_path)
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        self.report = PageReport(page_path)
         tab = self.context.new_page()
         tab.on("console", self._console)
         tab.on("pageerror", lambda error: self.report.console_errors.append(f"uncaught: {error}"))
@@ -220,7 +222,7 @@ class Session:
         tab.goto(self.server.url(page_path), wait_until="load")
         try:
             tab.wait_for_load_state("networkidle", timeout=5_000)
-        except Exception:  # a page still talking after 5 s is reported by its requests, not here
+        except PlaywrightTimeout:  # a page still talking after 5 s is reported by its requests, not here
             pass
         return tab
 
