@@ -127,3 +127,11 @@ def test_not_flashcards(text, message):
 def test_chapter_name_needed_without_header():
     with pytest.raises(ImportFailed, match="pass --chapter NAME"):
         import_flashcards("#### T\nB.\n:p Q?\n??x\nA.\nx??\n")
+
+
+def test_ids_the_file_gives_are_kept():
+    text = "#### Cloning {#cloning}\nBackground.\n\n:p Q?\n??x\nA.\nx??\n"
+    result = import_flashcards(text, "Ch", taken={"cloning": "docs/setup.md:12"})
+    assert "## Cloning {#cloning}" in result.page
+    assert [n.message for n in result.notes] == [
+        'id "cloning" is also used at docs/setup.md:12: kept, since the file gives it; two pages cannot both keep it']

@@ -351,7 +351,10 @@ def import_flashcards(text: str, chapter: str | None = None, taken: dict[str, st
             continue
         count += 1
         card_id = raw.id or slugify(raw.title)
-        if card_id in taken:
+        if raw.id and raw.id in taken:  # an id the file gives is kept: it is what links and Anki notes know
+            notes.append(Note(raw.line, f'id "{raw.id}" is also used at {taken[raw.id]}: kept, since the file '
+                                        "gives it; two pages cannot both keep it"))
+        elif card_id in taken:
             new = next(f"{card_id}-{n}" for n in range(2, 10_000) if f"{card_id}-{n}" not in taken)
             notes.append(Note(raw.line, f'id "{card_id}" is taken ({taken[card_id]}): this card is {{#{new}}}'))
             card_id = new
