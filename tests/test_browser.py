@@ -66,7 +66,8 @@ PAGE_STATE_JS = r"""
         let run = 0, hit = false;
         for (const c of row.children) {
           const tag = c.tagName.toLowerCase();
-          run = (tag === 'mi' && /^[A-Za-z]$/.test(c.textContent.trim())) ? run + 1 : (tag === 'mspace' ? run : 0);
+          const italicLetter = tag === 'mi' && /^[A-Za-z]$/.test(c.textContent.trim()) && c.getAttribute('mathvariant') !== 'normal';
+          run = italicLetter ? run + 1 : (tag === 'mspace' ? run : 0);
           if (run >= 3) { hit = true; break; }
         }
         if (hit) { add('a word set as separate italic letters (an operator name like arg max broken into <mi>s)', m); break; }
