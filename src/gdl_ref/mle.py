@@ -80,6 +80,17 @@ class Gaussian(nn.Module):
         scale = self.scale_tril()
         return scale @ scale.T  # Sigma = L L^T
 
+    @classmethod
+    @torch.no_grad()
+    def from_closed_form(cls, x: Tensor) -> Gaussian:
+        """The Gaussian with the closed-form MLE of x (N, D) as its parameters."""
+        mu, cov = fit_gaussian_closed_form(x)
+        model = cls(x.shape[1])
+        scale = torch.linalg.cholesky(cov)  # Sigma = L L^T
+        model.mu.copy_(mu)
+        model.raw_l.copy_(torch.tril(scale, -1) + torch.diag(torch.log(torch.diagonal(scale))))
+        return model
+
     def log_prob(self, x: Tensor) -> Tensor:
         """log N(x; mu, L L^T) = -1/2 |L^-1 (x - mu)|^2 - sum_i log L_ii - D/2 log 2 pi, (N,)."""
         _check_vectors(x, self.mu.numel())
@@ -138,12 +149,13 @@ class GaussianMixture(nn.Module):
 
     nll_bound = "exact"
 
-    def __init__(self, dims: int = 2, components: int = 8, init: Tensor | None = None) -> None:
+    def __init__(self, dims: int = 2, components: int = 8, init: Tensor | None = None,
+                 init_std: float = 1.0) -> None:
         super().__init__()
         self.logits = nn.Parameter(torch.zeros(components))  # pi = softmax(logits)
         means = init[:components].clone() if init is not None else torch.randn(components, dims)
         self.means = nn.Parameter(means)  # (K, D)
-        self.log_std = nn.Parameter(torch.zeros(components, dims))  # (K, D)
+        self.log_std = nn.Parameter(torch.full((components, dims), math.log(init_std)))  # (K, D)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """log sum_k exp(log pi_k + log N(x; mu_k, sigma_k^2)), (N,) -- logsumexp for stability."""
@@ -258,6 +270,7 @@ def build(data: str, /, **overrides: object) -> nn.Module:
     else:
         train = gdata.load(data, "train")
         pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed))[: cfg.components]
-        model = GaussianMixture(2, cfg.components, init=train[pick])
+        spread = float(train.std(0).mean()) / math.sqrt(cfg.components)  # components narrower than the data
+        model = GaussianMixture(2, cfg.components, init=train[pick], init_std=spread)
     model.config = cfg  # type: ignore[assignment]
     return model
