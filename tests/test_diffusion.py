@@ -142,6 +142,27 @@ def test_bound_terms_are_nonnegative_and_vanish_for_a_perfect_denoiser() -> None
     assert model.prior_term(x).max() < 0.05  # q(x_T | x_0) is close to N(0, I)
 
 
+@pytest.mark.parametrize("output", diffusion.OUTPUTS)
+def test_loss_is_the_noise_prediction_error(output: str) -> None:
+    model = _tiny(output=output)
+    with torch.no_grad():
+        for p in model.net.conv_out.parameters():
+            p.normal_(0, 0.1)
+    x, _ = data.digits("train")
+    torch.manual_seed(3)
+    loss = model.loss(x[:6])
+    torch.manual_seed(3)  # redraw the same t and eps
+    t = torch.randint(0, 20, (6,))
+    noise = torch.randn(6, 1, 8, 8)
+    x0 = x[:6].float() / 8 - 1
+    xt = model.abar[t].sqrt().reshape(-1, 1, 1, 1) * x0 + (1 - model.abar[t]).sqrt().reshape(-1, 1, 1, 1) * noise
+    _, eps = model.predict(xt, t)
+    torch.testing.assert_close(loss, ((eps - noise) ** 2).mean())
+    if output == "levels":  # the 17 level logits get different gradients
+        loss.backward()
+        assert model.net.conv_out.weight.grad.flatten(1).std(0).max() > 1e-6
+
+
 def test_contract_digits() -> None:
     model = _tiny()
     x, _ = data.digits("train")

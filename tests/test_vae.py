@@ -148,6 +148,18 @@ def test_beta_weights_only_the_kl() -> None:
     torch.testing.assert_close(l4 - l1, 3.0 * terms["kl"].mean())
 
 
+def test_fit_uses_the_configured_weight_decay() -> None:
+    from gdl_ref.train import fit
+
+    model = vae.build("digits", hidden=8, latent_dim=2, weight_decay=0.25)
+    (opt,) = model.configure_optimizers(3e-4).values()
+    assert opt.param_groups[0]["weight_decay"] == 0.25 and opt.param_groups[0]["lr"] == 3e-4
+    x, _ = data.digits("train")
+    before = model.loss(x[:256]).item()
+    history = fit(model, x, steps=30, seed=0)
+    assert history.steps == 30 and model.loss(x[:256]).item() < before
+
+
 def test_build_rebuilds_and_rejects_bad_arguments() -> None:
     for name in ("digits", data.TOY_NAMES[0]):
         model = vae.build(name, hidden=16)

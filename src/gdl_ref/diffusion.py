@@ -44,6 +44,7 @@ class DiffusionConfig:
     schedule: str = "cosine"  # noise schedule: "linear" (Ho et al.) or "cosine" (Nichol & Dhariwal)
     channels: int = 32  # U-Net base width (digits) / MLP width (toys)
     mults: tuple[int, ...] = (1, 2, 2)  # U-Net width multipliers per resolution: 8x8, 4x4, 2x2
+    dropout: float = 0.0  # dropout in the U-Net's residual blocks while training
     clip: bool = True  # clip the predicted x_0 to the data range [-1, 1] while sampling digits
     output: str = "levels"  # digits: "eps" (the U-Net outputs eps) or "levels" (17 logits a pixel, see predict)
     sample_steps: int | None = None  # default steps of sample(); None = T for DDPM, 50 for DDIM
@@ -115,7 +116,7 @@ class Diffusion(nn.Module):
             raise ValueError(f"output must be one of {OUTPUTS}, got {config.output!r}")
         self.levels_out = self.image and config.output == "levels"
         out = gdata.DIGIT_LEVELS if self.levels_out else 1
-        self.net = (UNet(1, config.channels, tuple(config.mults), out) if self.image
+        self.net = (UNet(1, config.channels, tuple(config.mults), out, config.dropout) if self.image
                     else MLPDenoiser(2, config.channels))
         betas = beta_schedule(config.schedule, config.timesteps)  # (T,), index i is step t = i + 1
         abar = torch.cumprod(1 - betas, 0)  # abar_t
@@ -159,7 +160,8 @@ class Diffusion(nn.Module):
         x0 = self.to_model(x)  # (B, ...)
         t = torch.randint(0, self.config.timesteps, (x0.shape[0],), device=x0.device)  # t ~ U{1..T}
         noise = torch.randn_like(x0)  # eps ~ N(0, I)
-        return ((noise - self.net(self.q_sample(x0, t, noise), t)) ** 2).mean()
+        _, eps = self.predict(self.q_sample(x0, t, noise), t)  # eps_theta(x_t, t)
+        return ((noise - eps) ** 2).mean()
     # --8<-- [end:forward]
 
     # --8<-- [start:predict]

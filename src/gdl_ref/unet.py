@@ -35,19 +35,20 @@ def _norm(ch: int) -> nn.GroupNorm:
 
 # --8<-- [start:resblock]
 class ResBlock(nn.Module):
-    """h = x + conv(act(norm(conv(act(norm(x))) + W t_emb))): a residual block that sees the time step."""
+    """h = x + conv(dropout(act(norm(conv(act(norm(x))) + W t_emb)))): a residual block that sees the time step."""
 
-    def __init__(self, c_in: int, c_out: int, t_dim: int) -> None:
+    def __init__(self, c_in: int, c_out: int, t_dim: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.norm1, self.conv1 = _norm(c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
         self.t_proj = nn.Linear(t_dim, c_out)
         self.norm2, self.conv2 = _norm(c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.dropout = nn.Dropout(dropout)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: Tensor, t_emb: Tensor) -> Tensor:  # x (B, c_in, H, W), t_emb (B, t_dim)
         h = self.conv1(F.silu(self.norm1(x)))  # (B, c_out, H, W)
         h = h + self.t_proj(t_emb)[:, :, None, None]  # add the time step to every pixel
-        h = self.conv2(F.silu(self.norm2(h)))
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
         return self.skip(x) + h
 # --8<-- [end:resblock]
 
@@ -56,7 +57,7 @@ class UNet(nn.Module):
     """eps_theta(x_t, t): (B, C, H, W), (B,) -> (B, out_ch or C, H, W); H, W divisible by 2^(len(mults) - 1)."""
 
     def __init__(self, in_ch: int = 1, ch: int = 32, mults: tuple[int, ...] = (1, 2, 2),
-                 out_ch: int | None = None) -> None:
+                 out_ch: int | None = None, dropout: float = 0.0) -> None:
         super().__init__()
         self.ch = ch
         t_dim = 4 * ch
@@ -67,15 +68,15 @@ class UNet(nn.Module):
         self.downsample = nn.ModuleList()
         c = ch
         for i, w in enumerate(widths):
-            self.down.append(ResBlock(c, w, t_dim))
+            self.down.append(ResBlock(c, w, t_dim, dropout))
             c = w
             last = i == len(widths) - 1
             self.downsample.append(nn.Identity() if last else nn.Conv2d(c, c, 3, stride=2, padding=1))
-        self.mid = ResBlock(c, c, t_dim)
+        self.mid = ResBlock(c, c, t_dim, dropout)
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for i, w in reversed(list(enumerate(widths))):
-            self.up.append(ResBlock(c + w, w, t_dim))  # concatenated skip from the same resolution
+            self.up.append(ResBlock(c + w, w, t_dim, dropout))  # concatenated skip from the same resolution
             c = w
             self.upsample.append(nn.Identity() if i == 0 else nn.Upsample(scale_factor=2, mode="nearest"))
         self.norm_out = _norm(c)
