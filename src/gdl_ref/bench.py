@@ -1,0 +1,465 @@
+"""Benchmarks: train a family under a fixed budget on the fixed split, evaluate on the test split.
+
+``gdl-ref bench FAMILY|all`` builds each model with ``gdl_ref.families.build``, trains it with
+``gdl_ref.train.fit`` for a wall-clock (``--budget-seconds``) or step (``--budget-steps``) budget on the
+train split, and scores it on the test split (digits rows 1350-1796; toys: the seeded test draw):
+
+* test NLL in nats per example, from ``model.log_prob``; on digits also bits per dimension,
+  bpd = NLL / (64 ln 2). What the number is comes from ``model.nll_bound``: ``exact`` (a discrete model),
+  ``dequantized`` (a continuous density on y = (x + u) / 17: NLL(x) <= -log p_y(y) + 64 log 17),
+  ``iwae-k`` (the importance-weighted bound with k samples), ``elbo`` (a variational bound);
+* on 2-D toys the true entropy H and the KL gap NLL - H = KL(p_data || p_model) >= 0;
+* sample-quality distances beside their floor, the same distances between the train and test splits
+  (``gdl_ref.metrics``); on 8gaussians the number of modes covered;
+* parameters, training steps and seconds, examples per second for training and for sampling.
+
+Peer libraries (zuko's flows, diffusers' DDPM) are trained the same way with ``--peers``; their
+adapters live in the repository's ``benchmarks/peers/`` and are imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import importlib.util
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from gdl_ref.bench_report import tables, targets_table
+
+SCHEMA = 1
+TOY_BUDGET_CAP = 60.0  # toys train for min(--budget-seconds, 60) unless --toy-budget-seconds says otherwise
+# The data sets each family is benchmarked on by default (the targets of the benchmark page).
+DEFAULT_DATA: dict[str, tuple[str, ...]] = {
+    "autoregressive": ("digits", "moons", "8gaussians", "checkerboard", "ring"),
+    "flow": ("digits", "moons", "8gaussians", "checkerboard", "ring"),
+    "vae": ("digits",),
+    "diffusion": ("digits",),
+    "gan": ("digits", "8gaussians"),
+    "ebm": ("digits", "8gaussians"),
+}
+EVAL_BATCH = 128  # test examples per log_prob call
+
+
+@dataclass
+class Peer:
+    """A model from another library, trained and scored by the same harness as ours.
+
+    ``build(data)`` returns an ``nn.Module`` with ``loss(x)`` and ``sample(n)`` in our contract (and
+    ``log_prob`` with ``nll_bound`` when the library gives a likelihood); ``pairs_with`` names our family
+    it is compared with; ``note`` says what the library cannot report (e.g. no NLL).
+    """
+
+    name: str
+    pairs_with: str
+    data: tuple[str, ...]
+    build: Callable[[str], nn.Module]
+    versions: Callable[[], dict[str, str]]
+    note: str = ""
+
+
+@dataclass
+class Budget:
+    """What one run may spend: wall-clock seconds and/or optimiser steps (fit stops at the first)."""
+
+    seconds: float | None = None
+    steps: int | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment
+# ---------------------------------------------------------------------------------------------
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def machine_info(device: str) -> dict[str, Any]:
+    """CPU model, core count, torch threads, load average (1, 5, 15 min) and GPU name if any."""
+    info: dict[str, Any] = {
+        "system": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "cpu": _cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "loadavg_start": _loadavg(),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, torch, numpy and this package (peers add their own)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import numpy
+
+    try:
+        ours = version("gdl-ref")
+    except PackageNotFoundError:
+        ours = "unknown"
+    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+           "gdl-ref": ours}
+    if torch.version.cuda:
+        out["cuda"] = torch.version.cuda
+    commit = _git_commit()
+    if commit:
+        out["gdl-ref commit"] = commit
+    return out
+
+
+def _git_commit() -> str | None:
+    """The checkout's commit (with '+changes' when the tree differs from it), or None outside git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+changes" if dirty else head
+
+
+# ---------------------------------------------------------------------------------------------
+# One run
+# ---------------------------------------------------------------------------------------------
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def bound_name(model: nn.Module) -> str | None:
+    """``model.nll_bound`` with the IWAE sample count appended (``iwae-k``), or None."""
+    bound = getattr(model, "nll_bound", None)
+    if bound is None or not hasattr(model, "log_prob"):
+        return None
+    k = getattr(getattr(model, "config", None), "iwae_k", None)
+    return f"iwae-{k}" if bound == "iwae" and k else str(bound)
+
+
+@torch.no_grad()
+def test_nll(model: nn.Module, x: torch.Tensor, device: str) -> float:
+    """Mean of -log_prob over the test set, nats per example (batches of EVAL_BATCH)."""
+    model.eval()
+    total = 0.0
+    for chunk in x.split(EVAL_BATCH):
+        total += float(-model.log_prob(chunk.to(device)).double().sum())
+    return total / len(x)
+
+
+def _scores(result: dict[str, Any], data: str, samples: torch.Tensor) -> None:
+    """Sample distances and their floor (the same distances for as many real held-out examples)."""
+    from gdl_ref import metrics
+    from gdl_ref.data import load
+
+    if data == "digits":
+        result["sample_quality"] = _floats(metrics.sample_quality(samples, reference="test"))
+        result["sample_quality_floor"] = _floats(metrics.sample_quality_floor(n=len(samples)))
+    else:
+        result["sample_quality"] = _floats(metrics.toy_sample_quality(samples, data))
+        # the floor: as many real points (the train split), scored the same way
+        reference = load(data, "train")[: len(samples)]
+        result["sample_quality_floor"] = _floats(metrics.toy_sample_quality(reference, data))
+
+
+def _floats(d: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in d.items()}
+
+
+def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: str = "cpu",
+            batch_size: int = 64, eval_samples: int | None = None, peer: Peer | None = None) -> dict[str, Any]:
+    """Train one (family or peer, data) pair under ``budget`` and score it on the test split."""
+    from gdl_ref import families
+    from gdl_ref.cli import draw
+    from gdl_ref.data import DIGIT_DIMS, load, toy_entropy
+    from gdl_ref.metrics import bits_per_dim
+    from gdl_ref.train import fit
+
+    torch.manual_seed(seed)
+    model = peer.build(data) if peer is not None else families.build(family, data)
+    train_x, test_x = load(data, "train"), load(data, "test")
+    result: dict[str, Any] = {
+        "family": peer.pairs_with if peer else family,
+        "model": peer.name if peer else type(model).__name__,
+        "peer": peer is not None,
+        "data": data,
+        "params": sum(p.numel() for p in model.parameters()),
+        "device": device,
+        "budget_seconds": budget.seconds,
+        "budget_steps": budget.steps,
+        "batch_size": batch_size,
+        "bound": bound_name(model),
+    }
+    if peer is not None and peer.note:
+        result["note"] = peer.note
+    history = fit(model, train_x, seconds=budget.seconds, steps=budget.steps, batch_size=batch_size,
+                  seed=seed, device=device, amp=device.startswith("cuda"), progress=False)
+    model.to(device)
+    result["steps"] = int(history.steps)
+    result["train_seconds"] = float(history.seconds)
+    result["train_examples_per_s"] = history.steps * batch_size / max(history.seconds, 1e-9)
+
+    torch.manual_seed(seed + 1)
+    n = min(eval_samples or len(test_x), len(test_x))
+    start = time.perf_counter()
+    if result["bound"] is not None:
+        result["test_examples"] = n
+        nll = test_nll(model, test_x[:n], device)
+        result["test_nll"] = nll
+        if data == "digits":
+            result["test_bits_per_dim"] = float(bits_per_dim(nll, DIGIT_DIMS))
+        else:
+            entropy = toy_entropy(data)
+            result["entropy"] = entropy.nats
+            result["entropy_stderr"] = entropy.stderr
+            result["kl_gap"] = nll - entropy.nats
+    result["eval_seconds"] = time.perf_counter() - start
+
+    _sync(device)
+    start = time.perf_counter()
+    samples = draw(model, n, seed=seed)  # (n, ...) on the CPU, batches of 512 under a fixed seed
+    _sync(device)
+    result["sample_seconds"] = time.perf_counter() - start
+    result["sample_examples_per_s"] = n / max(result["sample_seconds"], 1e-9)
+    result["samples"] = n
+    _scores(result, data, samples)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole benchmark
+# ---------------------------------------------------------------------------------------------
+
+def valid_families() -> list[str]:
+    """The families of the registry, in its order."""
+    from gdl_ref import families
+
+    return list(families.names())
+
+
+def valid_data() -> list[str]:
+    """digits and the 2-D toys."""
+    from gdl_ref import families
+
+    return list(families.datasets())
+
+
+def plan(family: str, data: list[str] | None) -> list[tuple[str, str]]:
+    """The (family, data) pairs to run; ValueError listing valid choices for an unknown name."""
+    names = valid_families()
+    if family != "all" and family not in names:
+        raise ValueError(f"unknown family {family!r}; valid: all, {', '.join(names)}")
+    for d in data or []:
+        if d not in valid_data():
+            raise ValueError(f"unknown data {d!r}; valid: {', '.join(valid_data())}")
+    chosen = names if family == "all" else [family]
+    return [(f, d) for f in chosen for d in (data or DEFAULT_DATA.get(f, ("digits",)))]
+
+
+def default_peers_dir() -> Path:
+    """``benchmarks/peers`` of the source checkout this module lives in, else of the working directory."""
+    here = Path(__file__).resolve().parents[2] / "benchmarks" / "peers"
+    return here if here.is_dir() else Path.cwd() / "benchmarks" / "peers"
+
+
+def load_peers(directory: Path) -> list[Peer]:
+    """Import every ``*.py`` in ``directory`` and collect its ``PEERS`` list."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no peer adapters at {directory}: --peers needs a source checkout "
+                                "(benchmarks/peers/) or --peers-dir")
+    peers: list[Peer] = []
+    for path in sorted(directory.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        spec = importlib.util.spec_from_file_location(f"gdl_ref_peer_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        try:
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+        except ImportError as err:
+            raise ImportError(f"{path.name}: {err}; install the peers with "
+                              "`pip install -r benchmarks/requirements.txt`") from None
+        peers.extend(getattr(module, "PEERS", []))
+    return peers
+
+
+def bench(pairs: list[tuple[str, str]], budget: Budget, *, toy_budget: Budget | None = None,
+          seed: int = 0, device: str = "cpu", batch_size: int = 64, eval_samples: int | None = None,
+          peers: list[Peer] | None = None, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Run every pair, then every peer on the data of the family it pairs with; errors become rows."""
+    jobs: list[tuple[str, str, Peer | None]] = [(f, d, None) for f, d in pairs]
+    for p in peers or []:
+        jobs += [(p.pairs_with, d, p) for f, d in pairs if f == p.pairs_with and d in p.data]
+    rows = []
+    for family, data, peer in jobs:
+        b = budget if data == "digits" or toy_budget is None else toy_budget
+        label = f"{peer.name if peer else family} on {data}"
+        log(f"bench: {label} ...")
+        try:
+            row = run_one(family, data, b, seed=seed, device=device, batch_size=batch_size,
+                          eval_samples=eval_samples, peer=peer)
+        except Exception as err:  # a broken family must not hide the others' numbers
+            row = {"family": family, "model": peer.name if peer else "", "peer": peer is not None,
+                   "data": data, "device": device, "error": f"{type(err).__name__}: {err}"}
+        log(f"bench: {label} " + (f"failed: {row['error']}" if "error" in row else
+                                  f"{row['steps']} steps in {row['train_seconds']:.1f} s"))
+        rows.append(row)
+    return rows
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The canonical command that reproduces a run of ``args``."""
+    parts = ["gdl-ref", "bench", args.family]
+    if args.data:
+        parts += ["--data", ",".join(args.data)]
+    for flag, value in (("--budget-seconds", args.budget_seconds), ("--toy-budget-seconds", args.toy_budget_seconds),
+                        ("--budget-steps", args.budget_steps), ("--batch-size", args.batch_size),
+                        ("--eval-samples", args.eval_samples), ("--threads", args.threads)):
+        if value is not None:
+            parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    parts += ["--seed", str(args.seed), "--device", args.device]
+    if args.peers:
+        parts.append("--peers")
+    if args.json:
+        parts += ["--json", str(args.json)]
+    return shlex.join(parts)
+
+
+def report(rows: list[dict[str, Any]], args: argparse.Namespace, peers: list[Peer],
+           machine: dict[str, Any]) -> dict[str, Any]:
+    """The JSON document of a run: when, where, what command, which versions, and the rows.
+
+    ``machine`` is ``machine_info`` taken before the run; the load average after it is added here.
+    """
+    machine = {**machine, "loadavg_end": _loadavg()}
+    vers = versions()
+    for p in peers:
+        vers.update(p.versions())
+    return {
+        "schema": SCHEMA,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command_line(args),
+        "note": args.note or "",
+        "machine": machine,
+        "versions": vers,
+        "results": rows,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``gdl-ref bench`` on an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "bench", help="train a family for a fixed budget and score it on the test split",
+        description="Train FAMILY (or all) on the fixed train split for a wall-clock or step budget, "
+                    "evaluate test NLL, bits/dim, KL gap to the true entropy on toys and sample-quality "
+                    "distances beside their train-vs-test floor; print tables and write JSON.")
+    p.add_argument("family", help="a family name, or 'all'")
+    p.add_argument("--data", action="append", type=lambda s: [d for d in s.split(",") if d],
+                   help="data set(s), comma-separated: digits or a toy name (default: the family's list)")
+    p.add_argument("--budget-seconds", type=float, default=None,
+                   help="wall-clock training budget per digits run (default 120 unless --budget-steps)")
+    p.add_argument("--toy-budget-seconds", type=float, default=None,
+                   help=f"budget per 2-D toy run (default min(budget, {TOY_BUDGET_CAP:g}))")
+    p.add_argument("--budget-steps", type=int, default=None, help="optimiser-step budget (with or without seconds)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--eval-samples", type=int, default=None, metavar="N",
+                   help="score only the first N test examples and draw N samples (default: the whole test "
+                        "split, 447 digits or 2,000 toy points); for smoke runs")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads before training")
+    p.add_argument("--peers", action="store_true",
+                   help="also train the peer libraries' models (benchmarks/peers, benchmarks/requirements.txt)")
+    p.add_argument("--peers-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the results as JSON")
+    p.add_argument("--note", default=None, help="free text stored with the run (e.g. the machine's load)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=main)
+    return p
+
+
+def budgets(args: argparse.Namespace) -> tuple[Budget, Budget]:
+    """The budgets of a digits run and of a toy run: toys get min(seconds, 60) unless told otherwise."""
+    seconds = args.budget_seconds
+    if seconds is None and args.budget_steps is None:
+        seconds = 120.0
+    toy_seconds = args.toy_budget_seconds or (min(seconds, TOY_BUDGET_CAP) if seconds else None)
+    return Budget(seconds, args.budget_steps), Budget(toy_seconds, args.budget_steps)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Handler of ``gdl-ref bench``: 0 when every run finished, 1 when one failed, 2 on bad arguments."""
+    args.data = [d for group in args.data for d in group] if args.data else None
+    if args.budget_seconds is None and args.budget_steps is None:
+        args.budget_seconds = 120.0  # recorded in the command line of the JSON
+    for name in ("budget_seconds", "toy_budget_seconds", "budget_steps", "batch_size", "eval_samples", "threads"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            print(f"gdl-ref bench: error: --{name.replace('_', '-')} must be positive, got {value}", file=sys.stderr)
+            return 2
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("gdl-ref bench: error: --device cuda but torch.cuda.is_available() is False; valid here: cpu",
+              file=sys.stderr)
+        return 2
+    try:
+        pairs = plan(args.family, args.data)
+        peers = load_peers(args.peers_dir or default_peers_dir()) if args.peers else []
+    except (ValueError, ImportError, FileNotFoundError) as err:
+        print(f"gdl-ref bench: error: {err}", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    budget, toy_budget = budgets(args)
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+    machine = machine_info(args.device)
+    rows = bench(pairs, budget, toy_budget=toy_budget, seed=args.seed, device=args.device,
+                 batch_size=args.batch_size, eval_samples=args.eval_samples, peers=peers, log=log)
+    doc = report(rows, args, peers, machine)
+    print(tables(rows))
+    targets = targets_table(rows)
+    if targets:
+        print("### Targets\n\n" + targets)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n", encoding="utf-8")
+        log(f"bench: wrote {args.json}")
+    return 1 if any("error" in r for r in rows) else 0
+
+
+def _json_default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)  # type: ignore[arg-type]
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in the benchmark JSON")

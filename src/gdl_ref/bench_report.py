@@ -1,0 +1,262 @@
+"""Benchmark reports: the Markdown tables, the targets, and the benchmarks page of a recorded run.
+
+``tables(rows)`` is what ``gdl-ref bench`` prints; ``render_page(doc, source)`` turns the JSON of a
+recorded run (``benchmarks/results/*.json``) into ``docs/benchmarks.md`` (``benchmarks/render_page.py``).
+Ratios are *ours / peer*: below 1 favours ours for NLL and for seconds per example. A sample distance is
+shown beside its floor, the same distance between two samples of the data itself (train vs test).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A table cell: blank for missing, ``digits`` significant-ish decimals for floats."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
+            return f"{value:.2e}"
+        return f"{value:.{digits}f}" if abs(value) < 100 else f"{value:,.{min(digits, 1)}f}"
+    return str(value)
+
+
+def fmt_rate(value: float | None) -> str:
+    """Examples per second: thousands separated above 100, two significant digits below."""
+    if value is None:
+        return "–"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def ratio(ours: float | None, theirs: float | None) -> float | None:
+    """ours / theirs, or None when either is missing or the denominator is not positive."""
+    if ours is None or theirs is None or theirs <= 0:
+        return None
+    return ours / theirs
+
+
+def fmt_ratio(r: float | None) -> str:
+    return "–" if r is None else f"{r:.2f}×"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _name(row: dict[str, Any]) -> str:
+    """'family: Model' for ours, 'library Model (peer)' for a peer."""
+    if row.get("peer"):
+        return f"{row['model']} (peer)"
+    return f"{row['family']}: {row['model']}" if row.get("model") else row["family"]
+
+
+def _distance(row: dict[str, Any], key: str) -> str:
+    value = row.get("sample_quality", {}).get(key)
+    floor = row.get("sample_quality_floor", {}).get(key)
+    if value is None:
+        return "–"
+    r = ratio(value, floor)
+    return f"{fmt(value)} ({fmt(floor)}; {fmt_ratio(r)})" if floor is not None else fmt(value)
+
+
+def per_example_seconds(row: dict[str, Any]) -> float | None:
+    """Training seconds per example seen: 1 / train_examples_per_s."""
+    rate = row.get("train_examples_per_s")
+    return 1.0 / rate if rate else None
+
+
+def tables(rows: list[dict[str, Any]]) -> str:
+    """The Markdown tables of a run: likelihoods, samples, ours / peer ratios, failures."""
+    ok = [r for r in rows if "error" not in r]
+    out = []
+    lik = [r for r in ok if r.get("test_nll") is not None]
+    if lik:
+        out.append("### Test likelihood\n\n" + _table(
+            ["model", "data", "bound", "params", "steps", "train s", "test n", "NLL (nats)", "bits/dim",
+             "entropy H", "KL gap NLL − H", "train ex/s"],
+            [[_name(r), r["data"], r["bound"], fmt(r["params"]), fmt(r["steps"]), fmt(r["train_seconds"], 1),
+              fmt(r.get("test_examples")),
+              fmt(r["test_nll"]), fmt(r.get("test_bits_per_dim")), fmt(r.get("entropy")), fmt(r.get("kl_gap")),
+              fmt_rate(r["train_examples_per_s"])] for r in lik]))
+    if ok:
+        out.append("### Samples\n\nEach distance is shown as *value (floor; value / floor)*, the floor being "
+                   "the same distance between held-out data and the test split.\n\n" + _table(
+                       ["model", "data", "samples", "FD", "KD", "MMD", "1-NN accuracy", "modes", "sample ex/s"],
+                       [[_name(r), r["data"], fmt(r["samples"]), _distance(r, "fd"), _distance(r, "kd"),
+                         _distance(r, "mmd"), _distance(r, "one_nn"),
+                         fmt(r.get("sample_quality", {}).get("modes_covered")),
+                         fmt_rate(r["sample_examples_per_s"])] for r in ok]))
+    comparisons = []
+    for p in (r for r in ok if r.get("peer")):
+        ours = next((r for r in ok if not r.get("peer") and r["family"] == p["family"]
+                     and r["data"] == p["data"]), None)
+        if ours is None:
+            continue
+        nll = ratio(ours.get("test_nll"), p.get("test_nll"))
+        comparisons.append([p["data"], _name(ours), p["model"], fmt_ratio(nll),
+                            fmt_ratio(ratio(per_example_seconds(ours), per_example_seconds(p))),
+                            fmt_ratio(ratio(ours["sample_seconds"] / ours["samples"],
+                                            p["sample_seconds"] / p["samples"])),
+                            _distance_ratio(ours, p), p.get("note", "")])
+    if comparisons:
+        out.append("### Ours / peer\n\nRatios below 1 favour ours: NLL (nats), training seconds per example, "
+                   "sampling seconds per example, and the first sample distance (FD on digits, MMD on toys).\n\n"
+                   + _table(["data", "ours", "peer", "NLL", "train time", "sample time", "distance", "note"],
+                            comparisons))
+    failed = [r for r in rows if "error" in r]
+    if failed:
+        out.append("### Failed runs\n\n" + "\n".join(f"- {_name(r)} on {r['data']}: `{r['error']}`" for r in failed))
+    return "\n\n".join(out) + "\n"
+
+
+def _distance_ratio(ours: dict[str, Any], peer: dict[str, Any]) -> str:
+    key = "fd" if ours["data"] == "digits" else "mmd"
+    return fmt_ratio(ratio(ours.get("sample_quality", {}).get(key), peer.get("sample_quality", {}).get(key)))
+
+
+@dataclass
+class Target:
+    """A goal of the benchmark page: ``value(row)`` must satisfy ``met(value)``."""
+
+    family: str
+    data: tuple[str, ...]
+    goal: str
+    value: Callable[[dict[str, Any]], float | None]
+    met: Callable[[float], bool]
+
+
+def _floor_ratio(key: str) -> Callable[[dict[str, Any]], float | None]:
+    return lambda r: ratio(r.get("sample_quality", {}).get(key), r.get("sample_quality_floor", {}).get(key))
+
+
+TOYS = ("moons", "8gaussians", "checkerboard", "ring")
+TARGETS = [
+    Target("autoregressive", ("digits",), "bits/dim ≤ 1.75", lambda r: r.get("test_bits_per_dim"),
+           lambda v: v <= 1.75),
+    Target("autoregressive", TOYS, "KL gap ≤ 0.05 nats", lambda r: r.get("kl_gap"), lambda v: v <= 0.05),
+    Target("flow", TOYS, "KL gap ≤ 0.05 nats", lambda r: r.get("kl_gap"), lambda v: v <= 0.05),
+    Target("gan", ("digits",), "FD ≤ 2 × floor", _floor_ratio("fd"), lambda v: v <= 2),
+    Target("ebm", ("digits",), "FD ≤ 2 × floor", _floor_ratio("fd"), lambda v: v <= 2),
+    Target("gan", ("8gaussians",), "MMD ≤ 2 × floor", _floor_ratio("mmd"), lambda v: v <= 2),
+    Target("ebm", ("8gaussians",), "MMD ≤ 2 × floor", _floor_ratio("mmd"), lambda v: v <= 2),
+    Target("gan", ("8gaussians",), "8 of 8 modes covered",
+           lambda r: r.get("sample_quality", {}).get("modes_covered"), lambda v: v >= 8),
+    Target("ebm", ("8gaussians",), "8 of 8 modes covered",
+           lambda r: r.get("sample_quality", {}).get("modes_covered"), lambda v: v >= 8),
+]
+
+
+def targets_table(rows: list[dict[str, Any]]) -> str:
+    """Each target beside the value reached (our models only; a missing run reads 'not run')."""
+    lines = []
+    for t in TARGETS:
+        for data in t.data:
+            row = next((r for r in rows if not r.get("peer") and r["family"] == t.family and r["data"] == data), None)
+            if row is None:
+                continue
+            value = None if "error" in row else t.value(row)
+            verdict = "failed to run" if "error" in row else "–" if value is None else (
+                "reached" if t.met(value) else "not reached")
+            lines.append([t.family, data, t.goal, fmt(value), verdict])
+    return _table(["family", "data", "target", "value", "verdict"], lines) + "\n" if lines else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmarks page
+# ---------------------------------------------------------------------------------------------
+
+PAGE_MARK = "<!-- generated by benchmarks/render_page.py from {source}; edit that script or re-record, not this page -->"
+
+
+def _budget_text(doc: dict[str, Any]) -> str:
+    """The budgets the rows ran under, e.g. '20 s (digits), 20 s (toys)'."""
+    parts = []
+    for label, rows in (("digits", [r for r in doc["results"] if r["data"] == "digits"]),
+                        ("2-D toys", [r for r in doc["results"] if r["data"] != "digits"])):
+        budgets = sorted({(r.get("budget_seconds"), r.get("budget_steps")) for r in rows if "error" not in r},
+                         key=str)
+        for seconds, steps in budgets:
+            limit = " or ".join(x for x in (f"{seconds:g} s" if seconds else "", f"{steps} steps" if steps else "") if x)
+            parts.append(f"{limit} per run ({label})")
+    return "; ".join(parts) or "–"
+
+
+def _versions_text(versions: dict[str, str]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in versions.items())
+
+
+def render_page(doc: dict[str, Any], source: str) -> str:
+    """docs/benchmarks.md for the recorded run ``doc`` (the JSON of ``gdl-ref bench --json``) read from ``source``."""
+    m = doc["machine"]
+    load = " → ".join(", ".join(f"{v:g}" for v in la) if la else "not recorded"
+                      for la in (m.get("loadavg_start"), m.get("loadavg_end")))
+    hardware = f"{m['cpu']}, {m['logical_cpus']} logical CPUs, {m['torch_threads']} torch threads"
+    if m.get("gpu"):
+        hardware += f", GPU {m['gpu']}"
+    lines = [
+        "# Benchmarks", "",
+        PAGE_MARK.format(source=source), "",
+        "Every number on this page comes from one recorded run of `gdl-ref bench`, kept as JSON in "
+        f"`{source}`; the page is generated from that file by `python benchmarks/render_page.py {source}`, "
+        "and a test checks that the two agree.", "",
+    ]
+    if doc.get("note"):
+        lines += ['!!! warning "About this run"', "", f"    {doc['note']}", ""]
+    lines += [
+        "## The run", "",
+        "| | |", "|---|---|",
+        f"| date (UTC) | {doc['date']} |",
+        f"| command | `{doc['command']}` |",
+        f"| budget | {_budget_text(doc)} |",
+        f"| machine | {hardware} ({m['system']}) |",
+        f"| load average (1, 5, 15 min), start → end | {load} |",
+        f"| device | {', '.join(sorted({r['device'] for r in doc['results']})) or '–'} |",
+        f"| versions | {_versions_text(doc['versions'])} |", "",
+        "## What is measured", "",
+        "- Training: `gdl_ref.train.fit` on the train split (digits rows 0–999; 4,000 seeded points of a toy) "
+        "for the budget above, batch size and seed as in the command; no early stopping.",
+        "- NLL: the mean of `-model.log_prob` on the test split (digits rows 1350–1796, 447 images; 2,000 "
+        "seeded toy points), in nats per example. On digits also bits per dimension, NLL / (64 ln 2), over "
+        "the 17 grey levels. The *bound* column says what the number is: `exact` (a discrete model), "
+        "`dequantized` (a density on y = (x + u) / 17, u ~ U[0, 1)^64, plus 64 log 17: an upper bound), "
+        "`iwae-k` (the importance-weighted bound with k samples), `elbo` (the variational bound).",
+        "- On 2-D toys, the true entropy H (exact or a seeded Monte-Carlo estimate) and the KL gap "
+        "NLL − H = KL(p_data ‖ p_model), which is 0 for a perfect model (up to the test set's noise).",
+        "- Samples: as many as the test split (or `--eval-samples`), scored by `gdl_ref.metrics`: on digits the "
+        "Fréchet (FD) and kernel (KD) distances of classifier features, MMD and the 1-NN two-sample accuracy "
+        "(0.5 is ideal); on toys MMD, 1-NN accuracy and, on 8gaussians, the modes covered. The floor beside "
+        "each distance is the same distance for held-out real data.",
+        "- Peers (`--peers`) are other libraries' models trained by the same loop on the same data, split, "
+        "seed and budget; their adapters are in `benchmarks/peers/`.", "",
+    ]
+    targets = targets_table(doc["results"])
+    if targets:
+        lines += ["## Targets", "", targets]
+    lines += ["## Results", "", tables(doc["results"]).rstrip(), ""]
+    lines += [
+        "## Reproduce", "",
+        "The recorded run is one command; `benchmarks/record.sh` runs it with the full budget and "
+        "regenerates this page. It is not run by the test suite: it trains every family and peer for "
+        "minutes each, and needs the peers' packages from `benchmarks/requirements.txt`.", "",
+        "<!--pytest-codeblocks:skip-->", "",
+        "```bash",
+        "pip install -r benchmarks/requirements.txt",
+        "bash benchmarks/record.sh",
+        "```", "",
+        "This page's run was made with:", "",
+        "<!--pytest-codeblocks:skip-->", "",
+        "```bash",
+        doc["command"],
+        f"python benchmarks/render_page.py {source}",
+        "```", "",
+    ]
+    return "\n".join(lines)

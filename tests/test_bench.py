@@ -1,0 +1,276 @@
+"""gdl-ref bench: the harness on tiny budgets, the JSON it writes, the tables, and the benchmarks page."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import ROOT
+from gdl_ref import bench, families
+from gdl_ref.bench_report import fmt, fmt_rate, fmt_ratio, ratio, render_page, tables, targets_table
+
+REQUIRED = {"family", "model", "data", "params", "device", "train_seconds", "steps", "bound", "test_nll",
+            "sample_quality", "sample_quality_floor", "train_examples_per_s", "sample_examples_per_s"}
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    bench.add_parser(parser.add_subparsers())
+    return parser.parse_args(["bench", *argv])
+
+
+def _run(*argv: str) -> int:
+    args = _parse(*argv)
+    return args.func(args)
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_script_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---- the harness ------------------------------------------------------------------------------------
+
+def test_toy_run_writes_json_with_all_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run.json"
+    assert _run("autoregressive", "--data", "moons", "--budget-steps", "2", "--eval-samples", "200",
+                "--json", str(out), "--note", "test run", "--quiet") == 0
+    doc = json.loads(out.read_text())
+    assert {"date", "command", "machine", "versions", "results", "note"} <= doc.keys()
+    assert doc["versions"]["torch"] == torch.__version__ and "gdl-ref" in doc["versions"]
+    assert doc["command"].startswith("gdl-ref bench autoregressive --data moons --budget-steps 2")
+    assert doc["machine"]["logical_cpus"] >= 1
+    (row,) = doc["results"]
+    assert REQUIRED | {"entropy", "kl_gap"} <= row.keys(), REQUIRED - row.keys()
+    assert row["steps"] == 2 and row["device"] == "cpu" and row["bound"] == "exact" and row["samples"] == 200
+    assert row["kl_gap"] == pytest.approx(row["test_nll"] - row["entropy"])
+    assert row["params"] == sum(p.numel() for p in families.build("autoregressive", "moons").parameters())
+    printed = capsys.readouterr().out
+    assert "### Test likelihood" in printed and "autoregressive: MADE" in printed
+
+
+def test_digits_run_reports_bits_per_dim_and_sample_quality(tmp_path: Path) -> None:
+    out = tmp_path / "digits.json"
+    assert _run("flow", "--data", "digits", "--budget-steps", "1", "--eval-samples", "16",
+                "--json", str(out), "--quiet") == 0
+    (row,) = json.loads(out.read_text())["results"]
+    assert REQUIRED | {"test_bits_per_dim"} <= row.keys()
+    assert row["test_bits_per_dim"] == pytest.approx(row["test_nll"] / (64 * 0.6931471805599453))
+    assert "entropy" not in row
+    assert row["bound"] == "dequantized" and row["test_examples"] == row["samples"] == 16
+    assert row["sample_quality"].keys() == row["sample_quality_floor"].keys() >= {"fd", "kd", "mmd", "one_nn"}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("nosuchfamily",), "valid: all, autoregressive, flow"),
+    (("vae", "--data", "mnist"), "valid: digits, moons"),
+    (("vae", "--budget-steps", "0"), "must be positive"),
+])
+def test_bad_arguments_name_the_valid_choices(argv: tuple[str, ...], message: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(*argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_device_is_refused_by_argparse(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parse("vae", "--device", "tpu")
+    assert "choose from 'cpu', 'cuda'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run("vae", "--device", "cuda", "--budget-steps", "1") == 2
+    assert "torch.cuda.is_available() is False" in capsys.readouterr().err
+
+
+def test_plan_expands_all_and_the_default_data() -> None:
+    pairs = bench.plan("all", None)
+    assert ("autoregressive", "digits") in pairs and ("flow", "checkerboard") in pairs
+    assert ("gan", "8gaussians") in pairs and ("vae", "moons") not in pairs
+    assert {f for f, _ in pairs} == set(bench.valid_families())
+    assert bench.plan("vae", ["moons", "ring"]) == [("vae", "moons"), ("vae", "ring")]
+
+
+def test_toy_budget_defaults_to_at_most_sixty_seconds() -> None:
+    args = _parse("flow", "--budget-seconds", "120")
+    assert bench.budgets(args)[1].seconds == 60
+    args = _parse("flow", "--budget-seconds", "5", "--budget-steps", "3")
+    assert bench.budgets(args) == (bench.Budget(5, 3), bench.Budget(5, 3))
+
+
+def test_command_line_round_trips() -> None:
+    args = _parse("all", "--data", "digits,moons", "--budget-seconds", "2.5", "--peers", "--json", "x.json")
+    args.data = [d for group in args.data for d in group]
+    again = _parse(*bench.command_line(args).split()[2:])
+    again.data = [d for group in again.data for d in group]
+    assert vars(again) == vars(args)
+
+
+class _Gaussian2D(nn.Module):
+    """A peer stand-in: a diagonal Gaussian fitted by maximum likelihood."""
+
+    nll_bound = "exact"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mu = nn.Parameter(torch.zeros(2))
+        self.log_s = nn.Parameter(torch.zeros(2))
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.distributions.Normal(self.mu, self.log_s.exp()).log_prob(x).sum(-1)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.log_prob(x).mean()
+
+    def sample(self, n: int) -> torch.Tensor:
+        return self.mu + self.log_s.exp() * torch.randn(n, 2)
+
+
+def _broken(data: str) -> nn.Module:
+    raise RuntimeError("adapter | broken")
+
+
+def test_peers_run_beside_ours_and_failures_become_rows() -> None:
+    peers = [bench.Peer("fake Gaussian", "autoregressive", ("moons",), lambda d: _Gaussian2D(), lambda: {"fake": "1"}),
+             bench.Peer("broken", "autoregressive", ("moons",), _broken, dict)]
+    rows = bench.bench([("autoregressive", "moons")], bench.Budget(steps=2), eval_samples=100, peers=peers,
+                       log=lambda s: None)
+    assert [(r["model"], r["peer"]) for r in rows] == [("MADE", False), ("fake Gaussian", True), ("broken", True)]
+    assert rows[1]["test_nll"] > 0 and rows[1]["params"] == 4
+    assert rows[2]["error"] == "RuntimeError: adapter | broken"
+    text = tables(rows)
+    assert "### Ours / peer" in text and "fake Gaussian" in text
+    assert "adapter \\| broken" not in text and "`RuntimeError: adapter | broken`" in text  # a list item, not a cell
+    nll = ratio(rows[0]["test_nll"], rows[1]["test_nll"])
+    assert fmt_ratio(nll) in text
+
+
+def test_load_peers_explains_a_missing_package(tmp_path: Path) -> None:
+    (tmp_path / "needs_it.py").write_text("import a_package_that_is_not_installed\nPEERS = []\n")
+    with pytest.raises(ImportError, match="benchmarks/requirements.txt"):
+        bench.load_peers(tmp_path)
+    with pytest.raises(FileNotFoundError, match="--peers"):
+        bench.load_peers(tmp_path / "missing")
+
+
+# ---- the peer adapters (skipped without the peers' packages) ----------------------------------------
+
+@pytest.mark.slow
+def test_zuko_peer_follows_the_contract() -> None:
+    pytest.importorskip("zuko")
+    from gdl_ref.data import load
+
+    peers = {p.name: p for p in bench.load_peers(ROOT / "benchmarks" / "peers")}
+    flow = peers["zuko NSF"].build("digits")
+    x = load("digits", "test")[:8]
+    lp = flow.log_prob(x)
+    assert lp.shape == (8,) and flow.nll_bound == "dequantized"
+    # the discrete bound subtracts 64 log 17 from log p_Y(y): below log p_Y for the same density
+    assert float(flow.loss(x)) == pytest.approx(-float(flow.log_prob(x).mean()), rel=0.05)
+    s = flow.sample(3)
+    assert s.dtype == torch.int64 and s.shape == (3, 1, 8, 8) and 0 <= int(s.min()) <= int(s.max()) <= 16
+    toy = peers["zuko MAF"].build("moons")
+    assert toy.nll_bound == "exact" and toy.sample(5).shape == (5, 2)
+
+
+@pytest.mark.slow
+def test_diffusers_peer_follows_the_contract() -> None:
+    pytest.importorskip("diffusers")
+    from gdl_ref.data import load
+
+    (peer,) = [p for p in bench.load_peers(ROOT / "benchmarks" / "peers") if p.pairs_with == "diffusion"]
+    model = peer.build("digits")
+    assert model.nll_bound is None and bench.bound_name(model) is None and "no NLL" in peer.note
+    loss = model.loss(load("digits", "train")[:4])
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    model.sample_steps = 3
+    s = model.sample(2)
+    assert s.dtype == torch.int64 and s.shape == (2, 1, 8, 8)
+    with pytest.raises(ValueError, match="digits only"):
+        peer.build("moons")
+
+
+# ---- tables, targets, the page ----------------------------------------------------------------------
+
+def test_cell_formatting() -> None:
+    assert [fmt(None), fmt(3), fmt(12345), fmt(1.23456), fmt(1234.5678, 0), fmt(2.5e-5), fmt(True)] == [
+        "–", "3", "12,345", "1.235", "1,235", "2.50e-05", "yes"]
+    assert [fmt_rate(12345.6), fmt_rate(12.345), fmt_rate(0.3333), fmt_rate(None)] == ["12,346", "12.3", "0.333", "–"]
+    assert ratio(1.0, 2.0) == 0.5 and ratio(1.0, 0.0) is None and ratio(None, 1.0) is None
+    assert fmt_ratio(0.5) == "0.50×" and fmt_ratio(None) == "–"
+
+
+def _row(family: str, data: str, **extra: object) -> dict[str, object]:
+    base = {"family": family, "model": "M", "peer": False, "data": data, "params": 10, "device": "cpu",
+            "steps": 5, "train_seconds": 1.0, "train_examples_per_s": 320.0, "sample_seconds": 0.5,
+            "samples": 100, "sample_examples_per_s": 200.0, "bound": "exact", "budget_seconds": 2.0,
+            "budget_steps": None, "sample_quality": {}, "sample_quality_floor": {}}
+    return {**base, **extra}
+
+
+def test_targets_are_judged_from_the_rows() -> None:
+    rows = [_row("autoregressive", "digits", test_nll=70.0, test_bits_per_dim=1.6),
+            _row("flow", "moons", test_nll=1.0, entropy=0.9, kl_gap=0.1),
+            _row("gan", "8gaussians", sample_quality={"mmd": 0.03, "modes_covered": 8.0},
+                 sample_quality_floor={"mmd": 0.02}),
+            {"family": "ebm", "model": "", "peer": False, "data": "digits", "error": "boom"}]
+    text = targets_table(rows)
+    lines = {tuple(c.strip() for c in line.strip("|").split("|")[:3]): line for line in text.splitlines()}
+    assert "reached" in lines[("autoregressive", "digits", "bits/dim ≤ 1.75")]
+    assert "not reached" in lines[("flow", "moons", "KL gap ≤ 0.05 nats")]
+    assert "| 1.500 | reached" in lines[("gan", "8gaussians", "MMD ≤ 2 × floor")]
+    assert "| reached" in lines[("gan", "8gaussians", "8 of 8 modes covered")]
+    assert "failed to run" in lines[("ebm", "digits", "FD ≤ 2 × floor")]
+
+
+def test_distances_show_their_floor_and_ratio() -> None:
+    rows = [_row("gan", "digits", bound=None, sample_quality={"fd": 3.0, "one_nn": 0.8},
+                 sample_quality_floor={"fd": 1.5, "one_nn": 0.5})]
+    text = tables(rows)
+    assert "3.000 (1.500; 2.00×)" in text and "0.800 (0.500; 1.60×)" in text
+    assert "### Test likelihood" not in text  # no likelihood for a GAN
+
+
+def test_page_is_generated_from_its_json() -> None:
+    page = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    match = re.search(r"generated by benchmarks/render_page\.py from (\S+);", page)
+    assert match, "docs/benchmarks.md lacks the marker naming its JSON"
+    assert (ROOT / match.group(1)).is_file(), f"{match.group(1)} is not in the repository"
+    assert _script("render_page").render(ROOT / match.group(1)) == page, (
+        f"docs/benchmarks.md is out of date: run python benchmarks/render_page.py {match.group(1)}")
+
+
+def test_page_shows_date_machine_command_and_versions(tmp_path: Path) -> None:
+    doc = {"date": "2026-01-02T03:04:05+00:00", "command": "gdl-ref bench all --budget-seconds 2",
+           "note": "a busy machine", "versions": {"torch": "9.9", "zuko": "1.0"},
+           "machine": {"cpu": "Some CPU", "logical_cpus": 2, "torch_threads": 2, "system": "Linux",
+                       "loadavg_start": [7.5, 6.0, 5.0], "loadavg_end": [8.0, 7.0, 5.5]},
+           "results": [_row("flow", "moons", test_nll=1.0, entropy=0.9, kl_gap=0.1)]}
+    page = render_page(doc, "benchmarks/results/x.json")
+    for needle in ("2026-01-02T03:04:05+00:00", "`gdl-ref bench all --budget-seconds 2`", "Some CPU, 2 logical CPUs",
+                   "7.5, 6, 5 → 8, 7, 5.5", "torch 9.9, zuko 1.0", '!!! warning "About this run"',
+                   "    a busy machine", "2 s per run (2-D toys)", "<!--pytest-codeblocks:skip-->"):
+        assert needle in page, needle
+    # every bash fence on the page is marked as not run
+    fences = re.findall(r"(<!--pytest-codeblocks:skip-->\n\n)?```bash", page)
+    assert fences and all(fences)
+
+
+@pytest.mark.gpu
+def test_cuda_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "gpu.json"
+    status = _run("all", "--device", "cuda", "--budget-steps", "2", "--eval-samples", "32", "--json", str(out),
+                  "--quiet")
+    doc = json.loads(out.read_text())
+    assert [r.get("error") for r in doc["results"] if "error" in r] == [] and status == 0
+    assert {r["device"] for r in doc["results"]} == {"cuda"} and doc["machine"]["gpu"]
