@@ -384,21 +384,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Train FAMILY (or all) on the fixed train split for a wall-clock or step budget, "
                     "evaluate test NLL, bits/dim, KL gap to the true entropy on toys and sample-quality "
                     "distances beside their train-vs-test floor; print tables and write JSON.")
-    p.add_argument("family", help="a family name, or 'all'")
-    p.add_argument("--data", action="append", type=lambda s: [d for d in s.split(",") if d],
+    p.add_argument("family", metavar="FAMILY", help=f"one of {', '.join(valid_families())}, or all")
+    p.add_argument("--data", action="append", metavar="DATA", type=lambda s: [d for d in s.split(",") if d],
                    help="data set(s), comma-separated: digits or a toy name (default: the family's list)")
-    p.add_argument("--budget-seconds", type=float, default=None,
+    p.add_argument("--budget-seconds", type=float, default=None, metavar="S",
                    help="wall-clock training budget per digits run (default 120 unless --budget-steps)")
-    p.add_argument("--toy-budget-seconds", type=float, default=None,
+    p.add_argument("--toy-budget-seconds", type=float, default=None, metavar="S",
                    help=f"budget per 2-D toy run (default min(budget, {TOY_BUDGET_CAP:g}))")
-    p.add_argument("--budget-steps", type=int, default=None, help="optimiser-step budget (with or without seconds)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--budget-steps", type=int, default=None, metavar="N", help="optimiser-step budget (with or without seconds)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="B", help="batch size of fit (default 64)")
+    p.add_argument("--seed", type=int, default=0, metavar="K", help="seed of fit and of the evaluation (default 0)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--eval-samples", type=int, default=None, metavar="N",
                    help="score only the first N test examples and draw N samples (default: the whole test "
                         "split, 447 digits or 2,000 toy points); for smoke runs")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads before training")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="torch.set_num_threads before training")
     p.add_argument("--peers", action="store_true",
                    help="also train the peer libraries' models (benchmarks/peers, benchmarks/requirements.txt)")
     p.add_argument("--peers-dir", type=Path, default=None, help=argparse.SUPPRESS)
