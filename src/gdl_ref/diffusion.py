@@ -44,7 +44,7 @@ class DiffusionConfig:
     schedule: str = "cosine"  # noise schedule: "linear" (Ho et al.) or "cosine" (Nichol & Dhariwal)
     channels: int = 32  # U-Net base width (digits) / MLP width (toys)
     mults: tuple[int, ...] = (1, 2, 2)  # U-Net width multipliers per resolution: 8x8, 4x4, 2x2
-    dropout: float = 0.0  # dropout in the U-Net's residual blocks while training
+    dropout: float = 0.1  # dropout in the U-Net's residual blocks while training (1,000 digits overfit)
     clip: bool = True  # clip the predicted x_0 to the data range [-1, 1] while sampling digits
     output: str = "levels"  # digits: "eps" (the U-Net outputs eps) or "levels" (17 logits a pixel, see predict)
     sample_steps: int | None = None  # default steps of sample(); None = T for DDPM, 50 for DDIM
