@@ -250,14 +250,16 @@ def render_page(doc: dict[str, Any], source: str) -> str:
     lines += [
         "## Reproduce", "",
         "The recorded run is one command; `benchmarks/record.sh` runs it with the full budget and "
-        "regenerates this page. It is not run by the test suite: it trains every family and peer for "
-        "minutes each, and needs the peers' packages from `benchmarks/requirements.txt`.", "",
+        "regenerates this page.", "",
+        "*Not run here: it trains every family and peer for minutes each, and needs the peers' "
+        "packages from `benchmarks/requirements.txt`.*", "",
         "<!--pytest-codeblocks:skip-->", "",
         "```bash",
         "pip install -r benchmarks/requirements.txt",
         "bash benchmarks/record.sh",
         "```", "",
         "This page's run was made with:", "",
+        "*Not run here: it is the recorded run itself, minutes of training.*", "",
         "<!--pytest-codeblocks:skip-->", "",
         "```bash",
         doc["command"],
