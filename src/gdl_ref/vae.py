@@ -73,7 +73,8 @@ def reparameterise(mu: Tensor, logvar: Tensor, k: int | None = None,
     With k, draws k samples a row: shape (k, B, D) instead of (B, D).
     """
     shape = mu.shape if k is None else (k, *mu.shape)
-    eps = torch.randn(shape, generator=generator, device=mu.device, dtype=mu.dtype)  # eps ~ N(0, I)
+    device = mu.device if generator is None else generator.device
+    eps = torch.randn(shape, generator=generator, device=device, dtype=mu.dtype).to(mu.device)  # eps ~ N(0, I)
     return mu + (0.5 * logvar).exp() * eps  # z = mu + sigma * eps
 # --8<-- [end:reparameterise]
 
@@ -222,17 +223,17 @@ class VAE(nn.Module):
             raise ValueError(f"mode must be 'sample' or 'mode', got {mode!r}")
         out = self.decoder(z)
         if not self.image:
-            noise = torch.randn(out.shape, generator=generator) if mode == "sample" else 0.0
+            noise = torch.randn(out.shape, generator=generator).to(out) if mode == "sample" else 0.0
             return out + self.log_sigma.exp() * noise
         if self.config.likelihood == "categorical":
             logits = out.permute(0, 2, 3, 1)  # (N, 8, 8, 17)
             if mode == "mode":
                 return logits.argmax(-1).unsqueeze(1)
-            u = torch.rand(logits.shape, generator=generator).clamp_min(1e-20)
+            u = torch.rand(logits.shape, generator=generator).to(logits).clamp_min(1e-20)
             return (logits - (-u.log()).log()).argmax(-1).unsqueeze(1)  # Gumbel-max sample, (N, 1, 8, 8)
         mean, log_scale = out[:, :1].tanh(), out[:, 1:].clamp(-7.0, 3.0)
         if mode == "sample":  # inverse-CDF sample of the logistic
-            u = torch.rand(mean.shape, generator=generator).clamp(1e-5, 1 - 1e-5)
+            u = torch.rand(mean.shape, generator=generator).to(mean).clamp(1e-5, 1 - 1e-5)
             mean = mean + log_scale.exp() * (u.log() - (1 - u).log())
         levels = gdata.DIGIT_LEVELS - 1
         return ((mean + 1) * levels / 2).round().clamp(0, levels).long()
