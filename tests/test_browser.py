@@ -52,7 +52,7 @@ PAGE_STATE_JS = r"""
 () => {
   const article = document.querySelector('article') || document.body;
   const clone = article.cloneNode(true);
-  clone.querySelectorAll('pre, code, math, script, style, .highlight, .jp-OutputArea, .jp-InputArea, .md-source').forEach(e => e.remove());
+  clone.querySelectorAll('pre, code, math, script, style, .highlight, .jp-OutputArea, .jp-CodeCell .jp-InputArea, .md-source').forEach(e => e.remove());
   const maths = [...document.querySelectorAll('math')];
   // MathML that a browser lays out but a reader sees wrong: an ASCII tilde or caret set as a letter
   // (TeX's \sim is U+223C), or a word set as separate italic letters (an operator name such as
@@ -156,6 +156,15 @@ def _source_of(page: str) -> Path | None:
 def source_has_math(text: str) -> bool:
     """Whether Markdown holds $...$ or $$ math outside code."""
     return bool(SOURCE_MATH.search(SOURCE_CODE.sub("", SOURCE_FENCE.sub("", text))))
+
+
+def _source_markdown(source: Path) -> str:
+    """The prose of a page's source: the file itself, or a notebook's Markdown cells (not its code)."""
+    text = source.read_text(encoding="utf-8")
+    if source.suffix != ".ipynb":
+        return text
+    cells = json.loads(text).get("cells", [])
+    return "\n\n".join("".join(cell.get("source", "")) for cell in cells if cell.get("cell_type") == "markdown")
 
 
 def _raw_tex(text: str) -> list[str]:
@@ -265,7 +274,7 @@ def _light_pass(session: Session, page: str) -> PageReport:
     report.arithmatex_without_math = state["arithmatexWithoutMath"]
     source = _source_of(page)
     if source is not None:
-        report.source_has_math = source_has_math(source.read_text(encoding="utf-8"))
+        report.source_has_math = source_has_math(_source_markdown(source))
     if state["scrollWidth"] > state["clientWidth"] + 1:
         report.overflow = f"scrollWidth {state['scrollWidth']} > clientWidth {state['clientWidth']}; widest: {state['wide']}"
     report.code_blocks, report.copy_buttons = state["codeBlocks"], state["copyButtons"]
