@@ -47,9 +47,10 @@ SOURCE_FENCE = re.compile(r"^( *)(```|~~~).*?^\1\2", re.M | re.S)
 SOURCE_CODE = re.compile(r"`[^`\n]*`")
 SOURCE_MATH = re.compile(r"\$\$|(?<![\\$])\$(?=\S)[^$\n]+?(?<=\S)\$")
 
-# Runs in the page: prose text (code, math, scripts removed), MathML state, overflow culprits.
+# Runs in the page (given the repository path): prose text (code, math, scripts removed), MathML state,
+# overflow culprits, notebook stderr, and paths of the building machine shown to the reader.
 PAGE_STATE_JS = r"""
-() => {
+(root) => {
   const article = document.querySelector('article') || document.body;
   const clone = article.cloneNode(true);
   clone.querySelectorAll('pre, code, math, script, style, .highlight, .jp-OutputArea, .jp-CodeCell .jp-InputArea, .md-source').forEach(e => e.remove());
@@ -103,6 +104,8 @@ PAGE_STATE_JS = r"""
     scrollWidth: doc.scrollWidth,
     clientWidth: width,
     wide: wide,
+    stderr: [...document.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"]')].map(e => e.textContent.replace(/\s+/g, ' ').trim().slice(0, 160)),
+    localPaths: [...new Set(article.textContent.split(/\s+/).filter(w => ['site-packages/', '/.venv/', root + '/'].some(n => w.includes(n))).map(w => w.slice(0, 120)))].slice(0, 5),
     codeBlocks: document.querySelectorAll('article .highlight pre > code').length,
     copyButtons: document.querySelectorAll('article [data-md-type="copy"], article .md-clipboard').length,
   };
@@ -142,6 +145,8 @@ class PageReport:
     overflow: str = ""
     code_blocks: int = 0
     copy_buttons: int = 0
+    stderr: list[str] = field(default_factory=list)
+    local_paths: list[str] = field(default_factory=list)
 
 
 def _source_of(page: str) -> Path | None:
@@ -268,7 +273,7 @@ def _light_pass(session: Session, page: str) -> PageReport:
     for card, after in zip(before, tab.evaluate(CARDS_JS)):
         if not card["open"] and not (after["open"] and after["answerShows"]):
             report.cards_not_opening.append(f"{card['question']!r}: open={after['open']}, answer shows={after['answerShows']}")
-    state = tab.evaluate(PAGE_STATE_JS)
+    state = tab.evaluate(PAGE_STATE_JS, str(ROOT))
     report.raw_tex = _raw_tex(state["text"])
     report.math, report.math_unrendered, report.math_misset = state["math"], state["unrendered"], state["misset"]
     report.arithmatex_without_math = state["arithmatexWithoutMath"]
@@ -278,6 +283,7 @@ def _light_pass(session: Session, page: str) -> PageReport:
     if state["scrollWidth"] > state["clientWidth"] + 1:
         report.overflow = f"scrollWidth {state['scrollWidth']} > clientWidth {state['clientWidth']}; widest: {state['wide']}"
     report.code_blocks, report.copy_buttons = state["codeBlocks"], state["copyButtons"]
+    report.stderr, report.local_paths = state["stderr"], state["localPaths"]
     tab.close()
     return report
 
@@ -324,6 +330,8 @@ NONE_OF = {
     "failed_requests": "failed requests (the site's own files)",
     "external_requests": "requests to other hosts, aborted: math, fonts, search and scripts must come from the site",
     "math_misset": "MathML a reader sees wrongly (an ASCII tilde for \\sim, arg max as separate italic letters)",
+    "stderr": "notebook cells that printed to stderr (warnings the reader should not see)",
+    "local_paths": "paths of the machine that built the site, shown to the reader",
 }
 
 
