@@ -18,6 +18,7 @@ Notebook pages rendered by mkdocs-jupyter carry a MathJax ``<script>`` pointing 
 from __future__ import annotations
 
 import html
+import posixpath
 import re
 import tempfile
 from pathlib import Path
@@ -31,6 +32,10 @@ from gdl_ref.cards.mathml import MathError, to_mathml
 _INLINE = re.compile(r'<span class="arithmatex">\\\((.*?)\\\)</span>', re.DOTALL)
 _BLOCK = re.compile(r'<div class="arithmatex">\\\[(.*?)\\\]</div>', re.DOTALL)
 _NOTEBOOK_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.DOTALL)
+_PRE = re.compile(r"(<pre\b.*?</pre>)", re.DOTALL)
+_NB_DISPLAY = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
+_NB_INLINE = re.compile(r"(?<![\\$])\$([^$\n<>]+?)\$")
+_NB_MD_LINK = re.compile(r'href="(?![a-z]+:|#|/)([^"#]+)\.md(#[^"]*)?"')
 DOWNLOADS = {"anki": "downloads/gdl-ref.apkg", "csv": "downloads/gdl-ref.csv"}
 
 
@@ -68,10 +73,35 @@ def strip_notebook_mathjax(content: str) -> str:
     return _NOTEBOOK_MATHJAX.sub("", content)
 
 
+def render_notebook(content: str, src_uri: str, url: str) -> str:
+    """A notebook page's Markdown cells: ``$...$`` / ``$$...$$`` to MathML, ``x.md`` links to page URLs.
+
+    nbconvert leaves TeX for MathJax and links as written; code (inside ``<pre>``) is left alone.
+    """
+
+    def prose(part: str) -> str:
+        part = _NB_DISPLAY.sub(lambda m: to_mathml(html.unescape(m.group(1)), display=True), part)
+        part = _NB_INLINE.sub(lambda m: to_mathml(html.unescape(m.group(1)), display=False), part)
+
+        def link(m: re.Match[str]) -> str:
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(src_uri), m.group(1)))
+            target_url = "" if target == "index" else target.removesuffix("/index") + "/"
+            relative = posixpath.relpath(target_url or ".", url or ".")
+            return f'href="{relative.rstrip("/") + "/"}{m.group(2) or ""}"'
+
+        return _NB_MD_LINK.sub(link, part)
+
+    try:
+        return "".join(piece if piece.startswith("<pre") else prose(piece) for piece in _PRE.split(content))
+    except MathError as error:
+        raise PluginError(f"{src_uri}: math in a Markdown cell will not render: {error}") from None
+
+
 def on_page_content(html_content: str, page: Any, config: Any, files: Files) -> str:
-    """mkdocs hook: MathML for every page, and no CDN script on notebook pages."""
-    markdown = page.markdown or ""
-    return render_math(strip_notebook_mathjax(html_content), page.file.src_path, markdown)
+    """mkdocs hook: MathML for every page; notebook pages lose the CDN script and get MathML too."""
+    if page.file.src_uri.endswith(".ipynb"):
+        return render_notebook(strip_notebook_mathjax(html_content), page.file.src_uri, page.url)
+    return render_math(html_content, page.file.src_path, page.markdown or "")
 
 
 def on_files(files: Files, config: Any) -> Files:

@@ -117,15 +117,20 @@ def _check_output(mathml: str) -> None:
             raise MathError(f"{what} needs {ARITY[tag]} arguments, got {len(el)}")
 
 
+OPERATORNAME = re.compile(r"\\operatorname\{([^{}]*)\}")
+
+
 def to_mathml(tex: str, display: bool = False) -> str:
     """Convert TeX (without the $ delimiters) to a ``<math>`` element.
 
-    display=True gives ``display="block"`` (a $$...$$ equation), False an inline one.
+    display=True gives ``display="block"`` (a display equation), False an inline one.
     Raises MathError, whose message says what will not render.
     """
     check_tex(tex)
+    tex = OPERATORNAME.sub(r"\\mathrm{\1}", tex)  # upright operator names (arg max), which latex2mathml splits
     try:
         mathml = convert(tex.strip(), display="block" if display else "inline")
+        mathml = mathml.replace("<mi>&#x0007E;</mi>", "<mo>&#x0223C;</mo>")  # \sim is a relation, not an ASCII tilde
     except Exception as exc:  # latex2mathml raises many exception types, some with no message
         detail = str(exc).strip()
         name = type(exc).__name__
