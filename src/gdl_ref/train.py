@@ -315,7 +315,7 @@ def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: in
         bad_evals = 0 if improved else bad_evals + 1
         return patience is not None and bad_evals >= patience
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the text bar: notebooks without ipywidgets would warn with tqdm.auto
 
     bar = tqdm(total=total, initial=history.steps, disable=not (progress and info.is_main), unit="step",
                dynamic_ncols=True)
