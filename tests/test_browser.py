@@ -499,7 +499,10 @@ def test_screenshots(browser: Any, server: SiteServer, site_dir: Path, scheme: s
                     card = tab.locator("article details.question").first
                     card.locator(":scope > summary").click()
                     heading = card.locator("xpath=preceding-sibling::*[self::h2 or self::h3][1]")
-                    # Scroll the card's heading to just below the sticky header.
+                    # Scroll the card's heading to just below the sticky header, downwards from the top
+                    # (scrolling up would bring out the "Back to top" button over the heading).
+                    tab.evaluate("window.scrollTo(0, 0)")
+                    tab.wait_for_timeout(100)
                     (heading if heading.count() else card).evaluate(
                         "e => window.scrollTo(0, e.getBoundingClientRect().top + window.scrollY"
                         " - document.querySelector('.md-header').offsetHeight - 16)"
