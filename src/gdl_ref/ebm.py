@@ -125,6 +125,8 @@ class EBM(nn.Module):
 
     ``loss(x)`` (``fit``'s validation) is the contrastive-divergence loss of x against fresh Langevin
     samples started from the buffer, without writing them back; ``training_step`` writes them back.
+    The buffer is part of the state dict (checkpoints keep the chains), so do not train with
+    ``fit(..., ema_decay=...)``: its average of the state would average the chains too.
     """
 
     def __init__(self, config: EBMConfig) -> None:
