@@ -166,13 +166,11 @@ def bound_name(model: nn.Module) -> str | None:
 
 
 @torch.no_grad()
-def test_nll(model: nn.Module, x: torch.Tensor, device: str) -> float:
-    """Mean of -log_prob over the test set, nats per example (batches of EVAL_BATCH)."""
+def test_nll(model: nn.Module, x: torch.Tensor, device: str) -> tuple[float, float]:
+    """Mean of -log_prob over the test set in nats per example, and its standard error (std / sqrt(N))."""
     model.eval()
-    total = 0.0
-    for chunk in x.split(EVAL_BATCH):
-        total += float(-model.log_prob(chunk.to(device)).double().sum())
-    return total / len(x)
+    nll = torch.cat([-model.log_prob(chunk.to(device)).double().cpu() for chunk in x.split(EVAL_BATCH)])
+    return float(nll.mean()), float(nll.std() / len(nll) ** 0.5) if len(nll) > 1 else float("nan")
 
 
 def _scores(result: dict[str, Any], data: str, samples: torch.Tensor) -> None:
@@ -195,8 +193,14 @@ def _floats(d: dict[str, Any]) -> dict[str, float]:
 
 
 def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: str = "cpu",
-            batch_size: int = 64, eval_samples: int | None = None, peer: Peer | None = None) -> dict[str, Any]:
-    """Train one (family or peer, data) pair under ``budget`` and score it on the test split."""
+            batch_size: int | None = None, eval_samples: int | None = None,
+            peer: Peer | None = None) -> dict[str, Any]:
+    """Train one (family or peer, data) pair under ``budget`` and score it on the test split.
+
+    Training follows the family's recipe (``gdl_ref.families.recipe``: batch size, learning rate, EMA,
+    early stopping on the val split); a peer gets the recipe of the family it pairs with, so both
+    sides see the same data, batches and budget. ``batch_size`` replaces the recipe's.
+    """
     from gdl_ref import families
     from gdl_ref.cli import draw
     from gdl_ref.data import DIGIT_DIMS, load, toy_entropy
@@ -205,7 +209,8 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
 
     torch.manual_seed(seed)
     model = peer.build(data) if peer is not None else families.build(family, data)
-    train_x, test_x = load(data, "train"), load(data, "test")
+    train_x, val_x, test_x = load(data, "train"), load(data, "val"), load(data, "test")
+    recipe = {**families.recipe(family, data), **({"batch_size": batch_size} if batch_size else {})}
     result: dict[str, Any] = {
         "family": peer.pairs_with if peer else family,
         "model": peer.name if peer else type(model).__name__,
@@ -215,25 +220,29 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
         "device": device,
         "budget_seconds": budget.seconds,
         "budget_steps": budget.steps,
-        "batch_size": batch_size,
+        "batch_size": recipe["batch_size"],
+        "recipe": recipe,
         "bound": bound_name(model),
     }
     if peer is not None and peer.note:
         result["note"] = peer.note
-    history = fit(model, train_x, seconds=budget.seconds, steps=budget.steps, batch_size=batch_size,
-                  seed=seed, device=device, amp=device.startswith("cuda"), progress=False)
+    history = fit(model, train_x, val_data=val_x if recipe.get("patience") else None, seconds=budget.seconds, steps=budget.steps, seed=seed,
+                  device=device, amp=device.startswith("cuda"), progress=False, **recipe)
     model.to(device)
     result["steps"] = int(history.steps)
     result["train_seconds"] = float(history.seconds)
-    result["train_examples_per_s"] = history.steps * batch_size / max(history.seconds, 1e-9)
+    result["stop_reason"] = history.stop_reason
+    result["best_step"] = history.best_step
+    result["train_examples_per_s"] = history.steps * recipe["batch_size"] / max(history.seconds, 1e-9)
 
     torch.manual_seed(seed + 1)
     n = min(eval_samples or len(test_x), len(test_x))
     start = time.perf_counter()
     if result["bound"] is not None:
         result["test_examples"] = n
-        nll = test_nll(model, test_x[:n], device)
+        nll, stderr = test_nll(model, test_x[:n], device)
         result["test_nll"] = nll
+        result["test_nll_stderr"] = stderr
         if data == "digits":
             result["test_bits_per_dim"] = float(bits_per_dim(nll, DIGIT_DIMS))
         else:
@@ -311,7 +320,7 @@ def load_peers(directory: Path) -> list[Peer]:
 
 
 def bench(pairs: list[tuple[str, str]], budget: Budget, *, toy_budget: Budget | None = None,
-          seed: int = 0, device: str = "cpu", batch_size: int = 64, eval_samples: int | None = None,
+          seed: int = 0, device: str = "cpu", batch_size: int | None = None, eval_samples: int | None = None,
           peers: list[Peer] | None = None, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Run every pair, then every peer on the data of the family it pairs with; errors become rows."""
     jobs: list[tuple[str, str, Peer | None]] = [(f, d, None) for f, d in pairs]
@@ -392,7 +401,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--toy-budget-seconds", type=float, default=None, metavar="S",
                    help=f"budget per 2-D toy run (default min(budget, {TOY_BUDGET_CAP:g}))")
     p.add_argument("--budget-steps", type=int, default=None, metavar="N", help="optimiser-step budget (with or without seconds)")
-    p.add_argument("--batch-size", type=int, default=64, metavar="B", help="batch size of fit (default 64)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="batch size of fit (default: each family's recipe, gdl_ref.families.recipe)")
     p.add_argument("--seed", type=int, default=0, metavar="K", help="seed of fit and of the evaluation (default 0)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--eval-samples", type=int, default=None, metavar="N",

@@ -227,8 +227,10 @@ def render_page(doc: dict[str, Any], source: str) -> str:
         f"| device | {', '.join(sorted({r['device'] for r in doc['results']})) or '–'} |",
         f"| versions | {_versions_text(doc['versions'])} |", "",
         "## What is measured", "",
-        "- Training: `gdl_ref.train.fit` on the train split (digits rows 0–999; 4,000 seeded points of a toy) "
-        "for the budget above, batch size and seed as in the command; no early stopping.",
+        "- Training: `gdl_ref.train.fit` on the train split (digits rows 0–999; 100,000 seeded points of a toy) "
+        "for the budget above, with each family's recipe (`gdl_ref.families.recipe`: batch size, learning rate, "
+        "EMA, and for some families early stopping on the val split, which restores the best weights); a peer "
+        "trains with the recipe of the family it is compared with.",
         "- NLL: the mean of `-model.log_prob` on the test split (digits rows 1350–1796, 447 images; 2,000 "
         "seeded toy points), in nats per example. On digits also bits per dimension, NLL / (64 ln 2), over "
         "the 17 grey levels. The *bound* column says what the number is: `exact` (a discrete model), "

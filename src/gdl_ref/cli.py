@@ -77,11 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_positive(int), metavar="N", help="passes over the train split")
     train.add_argument("--seconds", type=_positive(float), metavar="S",
                        help="wall-clock seconds (default 60 when no budget is given)")
-    train.add_argument("--batch-size", type=_positive(int), default=64, metavar="B", help="batch size (default 64)")
-    train.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate (default 1e-3)")
+    train.add_argument("--batch-size", type=_positive(int), default=None, metavar="B",
+                       help="batch size (default: the family's recipe, see gdl_ref.families.recipe)")
+    train.add_argument("--lr", type=_positive(float), default=None, help="learning rate (default: the recipe's)")
     train.add_argument("--seed", type=int, default=0, help="seed of weights, data order and samples (default 0)")
     train.add_argument("--ema", type=float, default=None, metavar="DECAY",
-                       help="keep an EMA of the weights (e.g. 0.999); evaluate and save it")
+                       help="keep an EMA of the weights (e.g. 0.999); evaluate and save it (default: the recipe's)")
     train.add_argument("--clip-grad", type=_positive(float), default=None, metavar="NORM",
                        help="clip the gradient norm to NORM")
     train.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
@@ -274,10 +275,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     train, val = _train_data(model, args.data, "train"), _train_data(model, args.data, "val")
     print(f"training {args.family} ({type(model).__name__}, {sum(p.numel() for p in model.parameters()):,} "
           f"parameters) on {args.data} -> {out}", file=sys.stderr)
+    given = {"batch_size": args.batch_size, "lr": args.lr, "ema_decay": args.ema, "clip_grad": args.clip_grad}
+    recipe = {**families.recipe(args.family, args.data), **{k: v for k, v in given.items() if v is not None}}
     history = fit(model, train, val_data=val, steps=args.steps, epochs=args.epochs, seconds=args.seconds,
-                  batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device, amp=args.amp,
-                  clip_grad=args.clip_grad, ema_decay=args.ema, progress=not args.no_progress,
-                  checkpoint_dir=out / "checkpoint", meta={"family": args.family, "data": args.data})
+                  seed=args.seed, device=device, amp=args.amp, progress=not args.no_progress,
+                  checkpoint_dir=out / "checkpoint", meta={"family": args.family, "data": args.data}, **recipe)
     drawn = draw(model, args.samples or len(gdata.load(args.data, "test")), seed=args.seed)
     result = {"family": args.family,
               **evaluate_model(model, args.data, seed=args.seed, device=device, drawn=drawn),

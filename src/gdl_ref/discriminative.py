@@ -22,7 +22,6 @@ regression and naive Bayes"; Bishop (2006), sections 4.2-4.3; Foster, *Generativ
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gdl_ref import data as gdata
+from gdl_ref.families import make_config
 
 __all__ = [
     "ClassifierConfig", "GenerativeClassifier", "PixelCategoricalClassifier", "GaussianClassifier", "LogisticRegression",
@@ -221,15 +221,7 @@ class ClassifierConfig:
 
 def build(data: str, /, **overrides: object) -> nn.Module:
     """A classifier for "digits" (the only labelled data set): ``model`` picks which."""
-    if data != "digits":
-        raise ValueError(f"unknown data {data!r}; valid: digits (the toys have no labels)")
-    fields = {f.name for f in dataclasses.fields(ClassifierConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise TypeError(f"unknown ClassifierConfig field(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
-    if overrides.setdefault("data", data) != data:
-        raise ValueError(f"override data={overrides['data']!r} contradicts data={data!r}")
-    cfg = ClassifierConfig(**overrides)  # type: ignore[arg-type]
+    cfg = make_config(ClassifierConfig, data, overrides, valid=("digits",))  # the toys have no labels
     classes = {"categorical": PixelCategoricalClassifier, "gaussian": GaussianClassifier,
                "logistic": LogisticRegression}
     if cfg.model not in classes:

@@ -32,7 +32,6 @@ Model" (JEM), ICLR 2020; Foster, *Generative Deep Learning*, 2nd ed. (2023), cha
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -40,7 +39,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from gdl_ref.data import DIGIT_SHAPE, TOY_NAMES, dequantize, quantize
+from gdl_ref.data import DIGIT_SHAPE, dequantize, quantize
+from gdl_ref.families import make_config
 
 __all__ = ["EBMConfig", "EBM", "langevin", "contrastive_divergence", "build"]
 
@@ -227,15 +227,5 @@ _TOY_DEFAULTS = dict(width=64, step_size=0.01, noise=None, grad_clip=None, bound
 
 def build(data: str, /, **overrides: object) -> EBM:
     """An EBM for ``data`` ("digits" or a toy name) with the defaults, overridden by ``overrides``."""
-    if data != "digits" and data not in TOY_NAMES:
-        raise ValueError(f"unknown data {data!r}; valid: digits, {', '.join(TOY_NAMES)}")
-    fields = {f.name for f in dataclasses.fields(EBMConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise TypeError(f"unknown EBMConfig field(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
-    named = overrides.pop("data", data)
-    if named != data:
-        raise ValueError(f"config says data={named!r} but data={data!r} was asked for")
     settings = dict(_TOY_DEFAULTS) if data != "digits" else {}
-    settings.update(overrides)
-    return EBM(EBMConfig(data=data, **settings))  # type: ignore[arg-type]
+    return EBM(make_config(EBMConfig, data, {**settings, **overrides}))

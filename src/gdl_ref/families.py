@@ -8,14 +8,16 @@ GANs, autoregressive models, normalizing flows, energy-based models and diffusio
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from types import ModuleType
+from typing import Any
 
 from torch import nn
 
 from gdl_ref.data import TOY_NAMES
 
-__all__ = ["FAMILIES", "names", "module", "build", "family_of", "datasets"]
+__all__ = ["FAMILIES", "names", "module", "build", "family_of", "datasets", "make_config", "recipe", "FIT_DEFAULTS"]
 
 FAMILIES: dict[str, str] = {
     "autoregressive": "gdl_ref.autoregressive",
@@ -25,6 +27,10 @@ FAMILIES: dict[str, str] = {
     "gan": "gdl_ref.gan",
     "ebm": "gdl_ref.ebm",
 }
+
+
+# What ``fit`` gets for a family that states no recipe of its own.
+FIT_DEFAULTS: dict[str, Any] = {"batch_size": 64, "lr": 1e-3}
 
 
 def names() -> tuple[str, ...]:
@@ -74,3 +80,31 @@ def family_of(model: nn.Module) -> str | None:
         if mod == path:
             return name
     return None
+
+
+def recipe(family: str, data: str) -> dict[str, Any]:
+    """The ``fit`` keyword arguments a family trains with on ``data`` (batch size, learning rate, EMA, ...).
+
+    A family module may define ``RECIPES = {"digits": {...}, "toys": {...}}``; the entry for ``data``
+    ("toys" for every 2-D toy) is laid over ``FIT_DEFAULTS``. Budgets are not part of a recipe.
+    """
+    recipes = getattr(module(family), "RECIPES", {})
+    return {**FIT_DEFAULTS, **recipes.get("digits" if data == "digits" else "toys", {})}
+
+
+def make_config(cfg_cls: type[Any], data: str, overrides: dict[str, Any],
+                valid: tuple[str, ...] = ("digits", *TOY_NAMES)) -> Any:
+    """``cfg_cls(data=data, **overrides)`` for a family's ``build(data, **overrides)``, with the contract's errors.
+
+    ValueError for an unknown data name (listing the valid ones) or a ``data`` override that contradicts
+    ``data``; TypeError naming the unknown fields. ``overrides`` may hold ``data`` (``asdict(model.config)``).
+    """
+    if data not in valid:
+        raise ValueError(f"unknown data {data!r}; valid: {', '.join(valid)}")
+    fields = {f.name for f in dataclasses.fields(cfg_cls)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise TypeError(f"unknown {cfg_cls.__name__} field(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
+    if overrides.get("data", data) != data:
+        raise ValueError(f"override data={overrides['data']!r} contradicts data={data!r}")
+    return cfg_cls(**{**overrides, "data": data})

@@ -31,7 +31,6 @@ NeurIPS 2017; Foster, *Generative Deep Learning*, 2nd ed. (2023), chapter 4.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -39,7 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gdl_ref.data import DIGIT_SHAPE, TOY_NAMES, dequantize, quantize
+from gdl_ref.data import DIGIT_SHAPE, dequantize, quantize
+from gdl_ref.families import make_config
 
 __all__ = ["GANConfig", "GAN", "gradient_penalty", "build", "OBJECTIVES"]
 
@@ -309,15 +309,5 @@ _TOY_DEFAULTS = dict(width=64, z_dim=2, gp_lambda=0.1)
 
 def build(data: str, /, **overrides: object) -> GAN:
     """A GAN for ``data`` ("digits" or a toy name) with the config's defaults, overridden by ``overrides``."""
-    if data != "digits" and data not in TOY_NAMES:
-        raise ValueError(f"unknown data {data!r}; valid: digits, {', '.join(TOY_NAMES)}")
-    fields = {f.name for f in dataclasses.fields(GANConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise TypeError(f"unknown GANConfig field(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
-    named = overrides.pop("data", data)
-    if named != data:
-        raise ValueError(f"config says data={named!r} but data={data!r} was asked for")
     settings = dict(_TOY_DEFAULTS) if data != "digits" else {}
-    settings.update(overrides)
-    return GAN(GANConfig(data=data, **settings))  # type: ignore[arg-type]
+    return GAN(make_config(GANConfig, data, {**settings, **overrides}))

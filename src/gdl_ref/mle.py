@@ -20,7 +20,6 @@ Goodfellow, Bengio & Courville, *Deep Learning* (2016), section 5.5; Foster, *Ge
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gdl_ref import data as gdata
+from gdl_ref.families import make_config
 
 __all__ = [
     "fit_gaussian_closed_form", "fit_gaussian_gd", "fit_categorical_closed_form", "Gaussian",
@@ -248,17 +248,9 @@ class MLEConfig:
 
 def build(data: str, /, **overrides: object) -> nn.Module:
     """PixelCategorical for "digits"; a GaussianMixture (or Gaussian) for a 2-D toy. Keeps ``.config``."""
-    if data != "digits" and data not in gdata.TOY_NAMES:
-        raise ValueError(f"unknown data {data!r}; valid: digits, {', '.join(gdata.TOY_NAMES)}")
-    fields = {f.name for f in dataclasses.fields(MLEConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise TypeError(f"unknown MLEConfig field(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
-    if overrides.setdefault("data", data) != data:
-        raise ValueError(f"override data={overrides['data']!r} contradicts data={data!r}")
     if data == "digits":
         overrides.setdefault("model", "pixels")
-    cfg = MLEConfig(**overrides)  # type: ignore[arg-type]
+    cfg = make_config(MLEConfig, data, overrides)
     valid = ("pixels",) if data == "digits" else ("mixture", "gaussian")
     if cfg.model not in valid:
         raise ValueError(f"model {cfg.model!r} not available for {data}; valid: {', '.join(valid)}")
