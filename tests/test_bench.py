@@ -71,6 +71,39 @@ def test_digits_run_reports_bits_per_dim_and_sample_quality(tmp_path: Path) -> N
     assert row["sample_quality"].keys() == row["sample_quality_floor"].keys() >= {"fd", "kd", "mmd", "one_nn"}
 
 
+def test_runs_follow_the_family_recipe_unless_told() -> None:
+    row = bench.run_one("flow", "moons", bench.Budget(steps=3), eval_samples=50)
+    assert row["recipe"] == families.recipe("flow", "moons") and row["batch_size"] == row["recipe"]["batch_size"]
+    assert row["test_nll_stderr"] > 0
+    row = bench.run_one("flow", "moons", bench.Budget(steps=3), eval_samples=50, batch_size=8)
+    assert row["recipe"]["batch_size"] == row["batch_size"] == 8
+    assert row["recipe"]["lr"] == families.recipe("flow", "moons")["lr"]
+
+
+def test_diffusion_is_scored_under_every_sampler() -> None:
+    from gdl_ref.diffusion import build as build_diffusion
+
+    calls: list[dict[str, object]] = []
+
+    def recorded(data: str) -> nn.Module:
+        model = build_diffusion(data, timesteps=20, channels=16)
+        sample = model.sample
+        model.sample = lambda n, **kw: calls.append(kw) or sample(n, **kw)  # type: ignore[method-assign]
+        return model
+
+    small = bench.Peer("small diffusion", "diffusion", ("moons",), recorded, dict)
+    row = bench.run_one("diffusion", "moons", bench.Budget(steps=2), eval_samples=64, peer=small)
+    assert calls == [{}, {"method": "ddpm", "steps": 10}, {"method": "ddim", "steps": 10}]
+    labels = [v["sampler"] for v in row["samplers"]]
+    assert labels == ["DDPM, 20 steps", "DDPM, 10 steps", "DDIM, 10 steps"]
+    assert row["samplers"][0]["sample_quality"] == row["sample_quality"]  # the default sampler, not drawn twice
+    assert [v["steps"] for v in row["samplers"]] == [20, 10, 10]
+    for v in row["samplers"]:
+        assert v["sample_quality"].keys() == row["sample_quality"].keys() and v["sample_examples_per_s"] > 0
+    text = tables([row])
+    assert "### Samplers: small diffusion (peer) on moons" in text and "| DDIM, 10 steps |" in text
+
+
 @pytest.mark.parametrize("argv, message", [
     (("nosuchfamily",), "valid: all, autoregressive, flow"),
     (("vae", "--data", "mnist"), "valid: digits, moons"),

@@ -260,7 +260,37 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     result["sample_examples_per_s"] = n / max(result["sample_seconds"], 1e-9)
     result["samples"] = n
     _scores(result, data, samples)
+    variants = getattr(model, "sampler_variants", None)
+    if callable(variants):
+        result["samplers"] = _sampler_sweep(model, variants(), result, data, n, seed, device)
     return result
+
+
+def _sampler_sweep(model: nn.Module, variants: dict[str, dict[str, Any]], default: dict[str, Any],
+                   data: str, n: int, seed: int, device: str) -> list[dict[str, Any]]:
+    """Sample quality and speed of each sampler of ``model.sampler_variants()`` (label -> sample keywords).
+
+    The first variant is the model's default sampler, already scored in ``default``; the others draw
+    ``n`` samples each under the same seed.
+    """
+    from gdl_ref.cli import draw
+
+    rows = []
+    for i, (label, kwargs) in enumerate(variants.items()):
+        row: dict[str, Any] = {"sampler": label, **kwargs}
+        if i == 0:
+            keys = ("sample_seconds", "sample_examples_per_s", "sample_quality", "sample_quality_floor")
+            rows.append({**row, **{k: default[k] for k in keys}})
+            continue
+        _sync(device)
+        start = time.perf_counter()
+        samples = draw(model, n, seed=seed, **kwargs)
+        _sync(device)
+        row["sample_seconds"] = time.perf_counter() - start
+        row["sample_examples_per_s"] = n / max(row["sample_seconds"], 1e-9)
+        _scores(row, data, samples)
+        rows.append(row)
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------

@@ -101,6 +101,14 @@ def tables(rows: list[dict[str, Any]]) -> str:
                          _distance(r, "mmd"), _distance(r, "one_nn"),
                          fmt(_modes(r)),
                          fmt_rate(r["sample_examples_per_s"])] for r in ok]))
+    swept = [r for r in ok if r.get("samplers")]
+    for r in swept:
+        out.append(f"### Samplers: {_name(r)} on {r['data']}\n\nThe same trained model sampled by each sampler "
+                   f"({fmt(r['samples'])} samples under one seed); distances as *value (floor; value / floor)*.\n\n"
+                   + _table(["sampler", "FD", "KD", "MMD", "1-NN accuracy", "sample ex/s"],
+                            [[v["sampler"], _distance(v, "fd"), _distance(v, "kd"), _distance(v, "mmd"),
+                              _distance(v, "one_nn"), fmt_rate(v["sample_examples_per_s"])]
+                             for v in r["samplers"]]))
     comparisons = []
     for p in (r for r in ok if r.get("peer")):
         ours = next((r for r in ok if not r.get("peer") and r["family"] == p["family"]

@@ -155,14 +155,14 @@ def _train_data(model: torch.nn.Module, name: str, split: str) -> torch.Tensor |
 
 
 @torch.no_grad()
-def draw(model: torch.nn.Module, n: int, seed: int = 0, batch: int = 512) -> torch.Tensor:
-    """n samples on the CPU, drawn in batches under a fixed seed."""
+def draw(model: torch.nn.Module, n: int, seed: int = 0, batch: int = 512, **sample_kwargs: Any) -> torch.Tensor:
+    """n samples on the CPU, drawn in batches under a fixed seed; ``sample_kwargs`` go to ``model.sample``."""
     model.eval()
     out = []
     with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
         torch.manual_seed(seed)
         for start in range(0, n, batch):
-            out.append(model.sample(min(batch, n - start)).detach().cpu())
+            out.append(model.sample(min(batch, n - start), **sample_kwargs).detach().cpu())
     return torch.cat(out)
 
 
