@@ -150,3 +150,17 @@ def test_card_text_that_looks_like_flashcard_syntax_survives(tmp_path):
     export_cards([page], "flashcards", text, root=ROOT)
     assert "\n\\---\n" in text.read_text() and "\n\\:p is not" in text.read_text()
     assert import_flashcards(text.read_text(encoding="utf-8")).page == source
+
+
+def test_included_markdown_is_expanded_in_the_export(tmp_path):
+    page = tmp_path / "docs" / "page.md"
+    page.parent.mkdir()
+    (tmp_path / "docs" / "table.md").write_text("<!-- --8<-- [start:t] -->\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+                                                "<!-- --8<-- [end:t] -->\n", encoding="utf-8")
+    page.write_text("# P\n\n## C {#p-c}\n\nBackground.\n\n??? question \"Q?\"\n\n    Numbers:\n\n"
+                    "    --8<-- \"docs/table.md:t\"\n", encoding="utf-8")
+    out = tmp_path / "cards.csv"
+    export_cards([page], "csv", out, root=tmp_path)
+    (row,) = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
+    answer = row["answer"]
+    assert "| 1 | 2 |" in answer and "8<--" not in answer

@@ -80,13 +80,17 @@ def per_example_seconds(row: dict[str, Any]) -> float | None:
     return 1.0 / rate if rate else None
 
 
-def tables(rows: list[dict[str, Any]]) -> str:
-    """The Markdown tables of a run: likelihoods, samples, ours / peer ratios, failures."""
+def tables(rows: list[dict[str, Any]], level: int = 3) -> str:
+    """The Markdown tables of a run: likelihoods, samples, samplers, ours / peer ratios, failures.
+
+    ``level`` is the heading level of each table's title (3: ``###``).
+    """
+    h = "#" * level
     ok = [r for r in rows if "error" not in r]
     out = []
     lik = [r for r in ok if r.get("test_nll") is not None]
     if lik:
-        out.append("### Test likelihood\n\n" + _table(
+        out.append(f"{h} Test likelihood\n\n" + _table(
             ["model", "data", "bound", "params", "steps", "train s", "test n", "NLL (nats)", "bits/dim",
              "entropy H", "KL gap NLL − H", "train ex/s"],
             [[_name(r), r["data"], r["bound"], fmt(r["params"]), fmt(r["steps"]), fmt(r["train_seconds"], 1),
@@ -94,7 +98,7 @@ def tables(rows: list[dict[str, Any]]) -> str:
               fmt(r["test_nll"]), fmt(r.get("test_bits_per_dim")), fmt(r.get("entropy")), fmt(r.get("kl_gap")),
               fmt_rate(r["train_examples_per_s"])] for r in lik]))
     if ok:
-        out.append("### Samples\n\nEach distance is shown as *value (floor; value / floor)*, the floor being "
+        out.append(f"{h} Samples\n\nEach distance is shown as *value (floor; value / floor)*, the floor being "
                    "the same distance between held-out data and the test split.\n\n" + _table(
                        ["model", "data", "samples", "FD", "KD", "MMD", "1-NN accuracy", "modes", "sample ex/s"],
                        [[_name(r), r["data"], fmt(r["samples"]), _distance(r, "fd"), _distance(r, "kd"),
@@ -103,7 +107,7 @@ def tables(rows: list[dict[str, Any]]) -> str:
                          fmt_rate(r["sample_examples_per_s"])] for r in ok]))
     swept = [r for r in ok if r.get("samplers")]
     for r in swept:
-        out.append(f"### Samplers: {_name(r)} on {r['data']}\n\nThe same trained model sampled by each sampler "
+        out.append(f"{h} Samplers: {_name(r)} on {r['data']}\n\nThe same trained model sampled by each sampler "
                    f"({fmt(r['samples'])} samples under one seed); distances as *value (floor; value / floor)*.\n\n"
                    + _table(["sampler", "FD", "KD", "MMD", "1-NN accuracy", "sample ex/s"],
                             [[v["sampler"], _distance(v, "fd"), _distance(v, "kd"), _distance(v, "mmd"),
@@ -122,13 +126,13 @@ def tables(rows: list[dict[str, Any]]) -> str:
                                             p["sample_seconds"] / p["samples"])),
                             _distance_ratio(ours, p), p.get("note", "")])
     if comparisons:
-        out.append("### Ours / peer\n\nRatios below 1 favour ours: NLL (nats), training seconds per example, "
+        out.append(f"{h} Ours / peer\n\nRatios below 1 favour ours: NLL (nats), training seconds per example, "
                    "sampling seconds per example, and the first sample distance (FD on digits, MMD on toys).\n\n"
                    + _table(["data", "ours", "peer", "NLL", "train time", "sample time", "distance", "note"],
                             comparisons))
     failed = [r for r in rows if "error" in r]
     if failed:
-        out.append("### Failed runs\n\n" + "\n".join(f"- {_name(r)} on {r['data']}: `{r['error']}`" for r in failed))
+        out.append(f"{h} Failed runs\n\n" + "\n".join(f"- {_name(r)} on {r['data']}: `{r['error']}`" for r in failed))
     return "\n\n".join(out) + "\n"
 
 
@@ -203,6 +207,22 @@ def _budget_text(doc: dict[str, Any]) -> str:
     return "; ".join(parts) or "–"
 
 
+def _families_in(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(family, title) for each family with a row, in the order of first appearance."""
+    titles = {"autoregressive": "Autoregressive models", "flow": "Normalizing flows", "vae": "Variational autoencoders",
+              "diffusion": "Diffusion models", "gan": "GANs", "ebm": "Energy-based models"}
+    seen = dict.fromkeys(r["family"] for r in rows)
+    return [(f, titles.get(f, f)) for f in seen]
+
+
+def _provenance(doc: dict[str, Any]) -> str:
+    """One line: when, on what, with which command a run was recorded."""
+    m = doc["machine"]
+    device = ", ".join(sorted({r["device"] for r in doc["results"]})) or "cpu"
+    where = m.get("gpu") or f"{m['cpu']} ({m['logical_cpus']} logical CPUs, {m['torch_threads']} torch threads)"
+    return f"Recorded {doc['date'][:10]} on {device}: {where}, with `{doc['command']}`."
+
+
 def _versions_text(versions: dict[str, str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in versions.items())
 
@@ -256,7 +276,14 @@ def render_page(doc: dict[str, Any], source: str) -> str:
     targets = targets_table(doc["results"])
     if targets:
         lines += ["## Targets", "", targets]
-    lines += ["## Results", "", tables(doc["results"]).rstrip(), ""]
+    lines += ["## Results", "",
+              "One section a family, our models first and the peers after them. Each section is also shown on "
+              "its family's chapter, included from this page.", ""]
+    for family, label in _families_in(doc["results"]):
+        rows = [r for r in doc["results"] if r["family"] == family]
+        lines += [f"### {label}", "", f"<!-- --8<-- [start:{family}] -->", "",
+                  f"*{_provenance(doc)}*", "", tables(rows, level=4).rstrip(), "",
+                  f"<!-- --8<-- [end:{family}] -->", ""]
     lines += [
         "## Reproduce", "",
         "The recorded run is one command; `benchmarks/record.sh` runs it with the full budget and "

@@ -22,7 +22,7 @@ import re
 import textwrap
 from pathlib import Path
 
-from .fences import classify
+from .fences import SNIPPET, classify
 from .importer import KEYWORD_LINE
 from .model import Card, Page, Problem
 from .validate import BLOCKS, INLINE_DOLLAR, validate_paths
@@ -122,7 +122,11 @@ def _readable_markdown(text: str, root: Path) -> str:
                 out.append(f"{fence.indent}*From `{title.group(1)}`.*")
             k = fence.end_line
             continue
-        if not MARKER_LINE.match(lines[k]):
+        include = SNIPPET.match(lines[k])
+        if include:  # Markdown included from another file (e.g. a benchmark table), at this line's indent
+            indent = lines[k][:len(lines[k]) - len(lines[k].lstrip())]
+            out += [indent + ln if ln else "" for ln in expand_snippet(include.group("ref"), root).splitlines()]
+        elif not MARKER_LINE.match(lines[k]):
             out.append(lines[k])
         k += 1
     return "\n".join(out)

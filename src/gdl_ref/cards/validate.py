@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .fences import SNIPPET, resolve_snippet
 from .mathml import MathError, to_mathml
 from .model import Page, Problem
 from .parse import HEADING, QUESTION, TITLE, parse_tree
@@ -106,13 +107,32 @@ def check_math(text: str, line: int, file: str) -> list[Problem]:
     return problems
 
 
-def _page_math(page: Page, lines: list[str]) -> list[Problem]:
+def _in_fences(page: Page, lines: list[str]) -> list[bool]:
+    """skip[k] is True when line k (1-based) belongs to a code fence."""
     skip = [False] * (len(lines) + 2)
     for f in page.fences:
         if f.kind == "marker":
             continue
         for k in range(f.line, min(f.end_line, len(lines)) + 1):
             skip[k] = True
+    return skip
+
+
+def _page_includes(page: Page, lines: list[str], root: Path) -> list[Problem]:
+    """A `--8<-- "file:section"` line outside fences (Markdown included from another file) must resolve."""
+    skip = _in_fences(page, lines)
+    problems = []
+    for k, line in enumerate(lines, 1):
+        m = SNIPPET.match(line)
+        if m and not skip[k]:
+            why = resolve_snippet(m.group("ref"), root)
+            if why:
+                problems.append(Problem(page.file, k, why))
+    return problems
+
+
+def _page_math(page: Page, lines: list[str]) -> list[Problem]:
+    skip = _in_fences(page, lines)
     start = 0
     if lines and lines[0].strip() == "---":  # front matter
         start = next((k for k in range(2, len(lines) + 1) if lines[k - 1].strip() in {"---", "..."}), 0)
@@ -127,6 +147,7 @@ def validate_pages(pages: list[Page], root: Path | str = ".") -> list[Problem]:
         problems += page.problems
         problems += [Problem(f.file, f.line, p) for f in page.fences for p in f.problems]
         problems += _page_math(page, page.text.splitlines())
+        problems += _page_includes(page, page.text.splitlines(), Path(root))
         for card in page.cards:
             if not card.id:
                 continue
