@@ -151,6 +151,20 @@ def test_ema_weights_are_returned():
     assert not torch.equal(w_ema, w_on) and (w_ema - w0).norm() < (w_on - w0).norm()
 
 
+def test_ema_warm_up_forgets_the_initial_weights():
+    lin = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.fill_(1.0)
+    ema = EMA(lin, 0.999)
+    with torch.no_grad():
+        lin.weight.fill_(3.0)
+    ema.update(lin, step=0)  # d = min(0.999, 1/10)
+    assert float(ema.shadow["weight"]) == pytest.approx(0.1 * 1 + 0.9 * 3)
+    for step in range(1, 2000):
+        ema.update(lin, step)
+    assert float(ema.shadow["weight"]) == pytest.approx(3.0, abs=1e-3)  # a plain 0.999 would be 2.73
+
+
 def test_ema_update_formula():
     lin = nn.Linear(1, 1, bias=False)
     with torch.no_grad():

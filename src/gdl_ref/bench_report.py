@@ -100,10 +100,11 @@ def tables(rows: list[dict[str, Any]], level: int = 3) -> str:
     if ok:
         out.append(f"{h} Samples\n\nEach distance is shown as *value (floor; value / floor)*, the floor being "
                    "the same distance between held-out data and the test split.\n\n" + _table(
-                       ["model", "data", "samples", "FD", "KD", "MMD", "1-NN accuracy", "modes", "sample ex/s"],
+                       ["model", "data", "samples", "FD", "KD", "MMD", "1-NN accuracy", "modes",
+                        "within 3σ of a mode", "sample ex/s"],
                        [[_name(r), r["data"], fmt(r["samples"]), _distance(r, "fd"), _distance(r, "kd"),
                          _distance(r, "mmd"), _distance(r, "one_nn"),
-                         fmt(_modes(r)),
+                         fmt(_modes(r)), fmt(r["sample_quality"].get("high_quality_share"), 2),
                          fmt_rate(r["sample_examples_per_s"])] for r in ok]))
     swept = [r for r in ok if r.get("samplers")]
     for r in swept:

@@ -52,7 +52,12 @@ class History:
 
 # --8<-- [start:ema]
 class EMA:
-    """Exponential moving average of the weights: theta_ema <- d * theta_ema + (1 - d) * theta."""
+    """Exponential moving average of the weights: theta_ema <- d * theta_ema + (1 - d) * theta.
+
+    With ``step`` given, d = min(decay, (1 + step) / (10 + step)): early on the average forgets the
+    random initial weights quickly (after 2,000 steps a plain 0.999 would still hold 0.999^2000 = 14 %
+    of them). The warm-up is the ``num_updates`` rule of TensorFlow's ExponentialMovingAverage.
+    """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         if not 0.0 < decay < 1.0:
@@ -61,10 +66,11 @@ class EMA:
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, step: int | None = None) -> None:
+        d = self.decay if step is None else min(self.decay, (1 + step) / (10 + step))
         for k, v in model.state_dict().items():
             if v.dtype.is_floating_point:
-                self.shadow[k].lerp_(v, 1.0 - self.decay)  # d * ema + (1 - d) * theta
+                self.shadow[k].lerp_(v, 1.0 - d)  # d * ema + (1 - d) * theta
             else:
                 self.shadow[k].copy_(v)  # integer buffers (counters) are copied
 # --8<-- [end:ema]
@@ -343,7 +349,7 @@ def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: in
         history.steps += 1
         history.seconds = base_seconds + time.perf_counter() - start
         if ema is not None:
-            ema.update(model)
+            ema.update(model, history.steps - 1)  # the step just taken, counted from 0
         for k, v in logs.items():
             window[k].append(float(v))
         if history.steps % log_every == 0:
