@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -59,3 +61,19 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> SiteBuild:
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     return SiteBuild(site_dir, result.returncode, result.stdout + result.stderr)
+
+
+def register_family(monkeypatch: pytest.MonkeyPatch, name: str, build: Callable[..., Any],
+                    model_cls: type) -> Iterator[str]:
+    """Register a test-only family ``name`` whose module defines ``model_cls`` (for ``family_of``)
+    and ``build``; yields the name and restores the class's module afterwards (use with ``yield from``)."""
+    from gdl_ref import families
+
+    mod = types.ModuleType(f"gdl_ref_{name}_family")
+    mod.build = build  # type: ignore[attr-defined]
+    original = model_cls.__module__
+    model_cls.__module__ = mod.__name__
+    monkeypatch.setitem(sys.modules, mod.__name__, mod)
+    monkeypatch.setitem(families.FAMILIES, name, mod.__name__)
+    yield name
+    model_cls.__module__ = original

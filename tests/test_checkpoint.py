@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
-import types
 
 import pytest
 import torch
 from torch import nn
 
+from conftest import register_family
 from gdl_ref import checkpoint, families
 from gdl_ref.train import fit
 
@@ -44,13 +43,7 @@ def tiny_build(data: str, **overrides: object) -> Tiny:
 
 @pytest.fixture
 def tiny_family(monkeypatch):
-    mod = types.ModuleType("gdl_ref_tiny_family")
-    mod.build = tiny_build
-    Tiny.__module__ = mod.__name__
-    monkeypatch.setitem(sys.modules, mod.__name__, mod)
-    monkeypatch.setitem(families.FAMILIES, "tiny", mod.__name__)
-    yield "tiny"
-    Tiny.__module__ = __name__
+    yield from register_family(monkeypatch, "tiny", tiny_build, Tiny)
 
 
 def test_save_load_roundtrip_through_the_registry(tmp_path, tiny_family):

@@ -6,14 +6,14 @@ import dataclasses
 import json
 import math
 import sys
-import types
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from gdl_ref import cli, data, families
+from conftest import register_family
+from gdl_ref import cli, data
 
 torch.set_num_threads(1)
 
@@ -49,19 +49,12 @@ class IndependentPixels(nn.Module):
 @pytest.fixture
 def pixels_family(monkeypatch):
     """Register the test model as family "pixels" (the family modules are tested on their own)."""
-    mod = types.ModuleType("gdl_ref_pixels_family")
-
     def build(name: str, **overrides: object) -> IndependentPixels:
         if name != "digits":
             raise ValueError(f"unknown data {name!r}; valid: digits")
         return IndependentPixels(PixelsConfig(data=name, **overrides))
 
-    mod.build = build
-    IndependentPixels.__module__ = mod.__name__
-    monkeypatch.setitem(sys.modules, mod.__name__, mod)
-    monkeypatch.setitem(families.FAMILIES, "pixels", mod.__name__)
-    yield "pixels"
-    IndependentPixels.__module__ = __name__
+    yield from register_family(monkeypatch, "pixels", build, IndependentPixels)
 
 
 def test_help_reads_well(capsys):

@@ -151,13 +151,19 @@ def test_ema_weights_are_returned():
     assert not torch.equal(w_ema, w_on) and (w_ema - w0).norm() < (w_on - w0).norm()
 
 
-def test_ema_warm_up_forgets_the_initial_weights():
+def _ema_after_a_jump(decay: float) -> tuple[nn.Linear, EMA]:
+    """A 1x1 weight, averaged from 1.0, that has just moved to 3.0."""
     lin = nn.Linear(1, 1, bias=False)
     with torch.no_grad():
         lin.weight.fill_(1.0)
-    ema = EMA(lin, 0.999)
+    ema = EMA(lin, decay)
     with torch.no_grad():
         lin.weight.fill_(3.0)
+    return lin, ema
+
+
+def test_ema_warm_up_forgets_the_initial_weights():
+    lin, ema = _ema_after_a_jump(0.999)
     ema.update(lin, step=0)  # d = min(0.999, 1/10)
     assert float(ema.shadow["weight"]) == pytest.approx(0.1 * 1 + 0.9 * 3)
     for step in range(1, 2000):
@@ -166,12 +172,7 @@ def test_ema_warm_up_forgets_the_initial_weights():
 
 
 def test_ema_update_formula():
-    lin = nn.Linear(1, 1, bias=False)
-    with torch.no_grad():
-        lin.weight.fill_(1.0)
-    ema = EMA(lin, 0.75)
-    with torch.no_grad():
-        lin.weight.fill_(3.0)
+    lin, ema = _ema_after_a_jump(0.75)
     ema.update(lin)
     assert float(ema.shadow["weight"]) == pytest.approx(0.75 * 1 + 0.25 * 3)
     with pytest.raises(ValueError):

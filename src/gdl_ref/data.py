@@ -33,7 +33,7 @@ from torch import Tensor
 
 __all__ = [
     "DIGIT_LEVELS", "DIGIT_SHAPE", "DIGIT_DIMS", "DIGIT_SPLITS", "TOY_NAMES", "TOY_SPLITS",
-    "Entropy", "digits", "dequantize", "quantize", "toy", "toy_log_prob", "toy_entropy",
+    "Entropy", "digits", "dequantize", "quantize", "signed_view", "toy", "toy_log_prob", "toy_entropy",
     "mc_entropy", "load", "cache_dir", "IDXError", "read_idx", "file_sha256", "load_mnist",
     "MNIST_FILES",
 ]
@@ -81,6 +81,18 @@ def dequantize(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         raise ValueError(f"dequantize expects integer levels 0..{DIGIT_LEVELS - 1}, got dtype {x.dtype}")
     u = torch.rand(x.shape, generator=generator, device=x.device)  # u ~ U[0, 1)
     return (x.float() + u) / DIGIT_LEVELS  # y = (x + u) / 17
+
+
+def signed_view(x: Tensor, image: bool) -> Tensor:
+    """Data as a critic or an energy sees it: digits (B, 1, 8, 8) levels -> dequantised, 2y - 1 in [-1, 1);
+    toy points (B, 2) -> float. A wrong shape is a ValueError naming the expected one."""
+    if image:
+        if x.dim() != 4 or tuple(x.shape[1:]) != DIGIT_SHAPE:
+            raise ValueError(f"expected x of shape (B, 1, 8, 8), got {tuple(x.shape)}")
+        return dequantize(x) * 2 - 1  # y = (x + u) / 17 in [0, 1) -> [-1, 1)
+    if x.dim() != 2 or x.shape[1] != 2:
+        raise ValueError(f"expected x of shape (B, 2), got {tuple(x.shape)}")
+    return x.float()
 
 
 def quantize(y: Tensor) -> Tensor:

@@ -39,7 +39,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from gdl_ref.data import DIGIT_SHAPE, dequantize, quantize
+from gdl_ref.data import DIGIT_SHAPE, quantize, signed_view
 from gdl_ref.families import make_config
 
 __all__ = ["EBMConfig", "EBM", "langevin", "contrastive_divergence", "build"]
@@ -143,14 +143,8 @@ class EBM(nn.Module):
         return (torch.rand(n, *self.shape, device=device) * 2 - 1) * b  # U[-bound, bound]
 
     def prepare(self, x: Tensor) -> Tensor:
-        """Data as the energy sees it: digits (B, 1, 8, 8) levels -> dequantised, in [-1, 1]."""
-        if self.image:
-            if x.dim() != 4 or tuple(x.shape[1:]) != DIGIT_SHAPE:
-                raise ValueError(f"expected x of shape (B, 1, 8, 8), got {tuple(x.shape)}")
-            return dequantize(x) * 2 - 1  # y = (x + u) / 17 in [0, 1) -> [-1, 1)
-        if x.dim() != 2 or x.shape[1] != 2:
-            raise ValueError(f"expected x of shape (B, 2), got {tuple(x.shape)}")
-        return x.float()
+        """Data as the energy sees it: digits (B, 1, 8, 8) levels -> dequantised, in [-1, 1); toys as floats."""
+        return signed_view(x, self.image)
 
     def energy(self, x: Tensor) -> Tensor:
         """E(x) (B,) on prepared inputs; the model's unnormalised log density is -E(x)."""

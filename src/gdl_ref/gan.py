@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gdl_ref.data import DIGIT_SHAPE, dequantize, quantize
+from gdl_ref.data import quantize, signed_view
 from gdl_ref.families import make_config
 
 __all__ = ["GANConfig", "GAN", "gradient_penalty", "build", "OBJECTIVES"]
@@ -178,14 +178,8 @@ class GAN(nn.Module):
         return y
 
     def prepare(self, x: Tensor) -> Tensor:
-        """Real data as the critic sees it: digits (B, 1, 8, 8) levels -> dequantised, in [-1, 1]."""
-        if self.image:
-            if x.dim() != 4 or tuple(x.shape[1:]) != DIGIT_SHAPE:
-                raise ValueError(f"expected x of shape (B, 1, 8, 8), got {tuple(x.shape)}")
-            return dequantize(x) * 2 - 1  # y = (x + u) / 17 in [0, 1) -> [-1, 1)
-        if x.dim() != 2 or x.shape[1] != 2:
-            raise ValueError(f"expected x of shape (B, 2), got {tuple(x.shape)}")
-        return x.float()
+        """Real data as the critic sees it: digits (B, 1, 8, 8) levels -> dequantised, in [-1, 1); toys as floats."""
+        return signed_view(x, self.image)
 
     # --8<-- [start:game]
     def critic(self, x: Tensor, y: Tensor | None = None) -> Tensor:
