@@ -270,7 +270,8 @@ def render_page(doc: dict[str, Any], source: str) -> str:
         "- Samples: as many as the test split (or `--eval-samples`), scored by `gdl_ref.metrics`: on digits the "
         "Fréchet (FD) and kernel (KD) distances of classifier features, MMD and the 1-NN two-sample accuracy "
         "(0.5 is ideal); on toys MMD, 1-NN accuracy and, on 8gaussians, the modes covered. The floor beside "
-        "each distance is the same distance for held-out real data.",
+        "each distance is the same distance for held-out real data (train split against test split): a "
+        "reference, not a bound, since both are finite samples, and a model's samples can land a little under it.",
         "- Peers (`--peers`) are other libraries' models trained by the same loop on the same data, split, "
         "seed and budget; their adapters are in `benchmarks/peers/`.", "",
     ]
