@@ -61,7 +61,7 @@ def test_embed_problems(root):
 
 
 def test_skip_needs_a_reason():
-    bare = "<!--pytest-codeblocks:skip-->\n```bash\ncurl x\n```\n"
+    bare = "<!--pytest.mark.skip-->\n```bash\ncurl x\n```\n"
     (fence,) = classify(bare, "p.md")
     assert fence.kind == "skipped"
     assert fence_problems([fence]) == [
@@ -70,10 +70,10 @@ def test_skip_needs_a_reason():
 
 
 @pytest.mark.parametrize("text", [
-    "*Not run here: downloads MNIST.*\n\n<!--pytest-codeblocks:skip-->\n```bash\ncurl x\n```\n",
-    "<!--pytest-codeblocks:skip-->\n```bash\ncurl x\n```\n\n*Not run here: needs a network.*\n",
+    "*Not run here: downloads MNIST.*\n\n<!--pytest.mark.skip-->\n```bash\ncurl x\n```\n",
+    "<!--pytest.mark.skip-->\n```bash\ncurl x\n```\n\n*Not run here: needs a network.*\n",
     "*Not run here: needs a GPU.*\n<!--pytest.mark.skip-->\n```python\nimport torch\n```\n",
-    '    *Not run here: needs a GPU.*\n\n    <!--pytest-codeblocks:skipif(True)-->\n    ```python\n    x\n    ```\n',
+    '    *Not run here: needs a GPU.*\n\n    <!--pytest.mark.skipif(True, reason="no GPU")-->\n    ```python\n    x\n    ```\n',
 ])
 def test_skip_with_reason(text):
     (fence,) = classify(text, "p.md")
@@ -81,13 +81,13 @@ def test_skip_with_reason(text):
 
 
 def test_reason_must_be_adjacent():
-    text = "*Not run here: far away.*\n\nA paragraph.\n\n<!--pytest-codeblocks:skip-->\n```sh\nx\n```\n\nMore.\n"
+    text = "*Not run here: far away.*\n\nA paragraph.\n\n<!--pytest.mark.skip-->\n```sh\nx\n```\n\nMore.\n"
     (fence,) = classify(text, "p.md")
     assert fence.problems and "no reason" in fence.problems[0]
 
 
 def test_marker_applies_to_next_fence_only():
-    text = "*Not run here: r.*\n<!--pytest-codeblocks:skip-->\n```sh\nx\n```\n\n```sh\ny\n```\n"
+    text = "*Not run here: r.*\n<!--pytest.mark.skip-->\n```sh\nx\n```\n\n```sh\ny\n```\n"
     assert kinds(text) == ["skipped", "run"]
 
 
@@ -136,6 +136,13 @@ def test_longer_fence_holds_a_shorter_one():
 
 def test_reason_may_wrap_over_lines():
     text = ("    *Not run here: it needs Docker, a network and the\n    book's repository.*\n\n"
-            "    <!--pytest-codeblocks:skip-->\n\n    ```bash\n    docker compose up\n    ```\n")
+            "    <!--pytest.mark.skip(reason='needs Docker')-->\n\n    ```bash\n    docker compose up\n    ```\n")
     (fence,) = classify(text, "p.md")
     assert (fence.kind, fence.problems) == ("skipped", [])
+
+
+@pytest.mark.parametrize("marker", ["skip", "skipif(True)"])
+def test_deprecated_skip_keyword_is_reported(marker):
+    text = f"*Not run here: r.*\n\n<!--pytest-codeblocks:{marker}-->\n```bash\nx\n```\n"
+    problems = fence_problems(classify(text, "p.md"))
+    assert any(f"p.md:3: <!--pytest-codeblocks:{marker}--> is deprecated" in str(p) for p in problems), problems

@@ -6,9 +6,10 @@ A page may hold exactly three kinds of code (CONTRIBUTING.md, "Code on a card"):
             collects and runs it; ``<!--pytest-codeblocks:cont-->`` joins it to the block before.
 - embed:    a titled fence holding only ``--8<-- "src/gdl_ref/x.py:section"`` lines; the file and
             its ``[start:section]`` / ``[end:section]`` markers must exist.
-- skipped:  a run fence after a skip marker (``<!--pytest-codeblocks:skip-->``, ``skipif(...)``,
-            ``<!--pytest.mark.skip-->``); the page must say why, in a line ``*Not run here: <reason>*``
-            directly above the marker or directly below the fence.
+- skipped:  a run fence after a skip marker (``<!--pytest.mark.skip(reason="...")-->`` or
+            ``skipif``; the older ``<!--pytest-codeblocks:skip-->`` still skips but is reported as
+            deprecated); the page must say why, in a line ``*Not run here: <reason>*`` directly above
+            the marker or directly below the fence.
 
 Beside them: ``output`` (the fence after ``<!--pytest-codeblocks:expected-output-->``), ``other``
 (text, yaml, toml, console, ...) and ``untested`` -- Python or shell code that no test runs
@@ -126,6 +127,11 @@ def classify(text: str, path: str = "<string>", root: Path | str = ".") -> list[
                 if not KEYWORDS.match(keyword):
                     fences.append(_marker_problem(path, i, f'unknown pytest-codeblocks keyword "{keyword}" '
                                                            "(pytest fails to collect the page)"))
+                elif SKIP.match(keyword):
+                    fences.append(_marker_problem(path, i, f"<!--pytest-codeblocks:{keyword}--> is deprecated "
+                                                           "(pytest warns on every run): write "
+                                                           '<!--pytest.mark.skip(reason="...")--> with the '
+                                                           "reason the page gives"))
             elif mark:
                 pending.append((i, mark.group("mark").strip()))
             elif MARKER_ANYWHERE.search(INLINE_CODE.sub("", line)):

@@ -47,6 +47,7 @@ SHELL = {"bash", "sh", "shell", "zsh"}
 PYTHON = {"python", "py", "python3"}
 SHELL_REASON = ("*Not run here: a shell command imported from the flashcards; it may need a network, "
                 "Docker or a cloud account.*")
+SHELL_SKIP = "a shell command imported from the flashcards"
 MARKER = re.compile(r"^\s*<!--[-\s]*pytest[-.].*-->\s*$")
 LIST_ITEM = re.compile(r"^(\d+[.)]|[-*+])\s+\S")
 QUESTION_LINE = re.compile(r"^:p(\s|$)")
@@ -306,7 +307,7 @@ def _map_fence(m: re.Match, k: int, out: list[str], notes: list[Note], title: st
             return [f"{indent}{ticks}{info}"]
         notes.append(Note(k, f'card "{title}": {lang} command marked shown-not-run, with a generic reason: '
                              "check it, or make the command runnable"))
-        return lead + [indent + SHELL_REASON, "", f"{indent}<!--pytest-codeblocks:skip-->", "",
+        return lead + [indent + SHELL_REASON, "", f'{indent}<!--pytest.mark.skip(reason="{SHELL_SKIP}")-->', "",
                        f"{indent}{ticks}{'bash' if lang in {'shell', 'zsh'} else lang}"]
     if not lang or lang in {"text", "console", "yaml", "toml", "json", "markdown"}:
         return [f"{indent}{ticks}{info}"]
