@@ -50,3 +50,15 @@ def test_card_downloads_are_generated(built_site: SiteBuild) -> None:
     csv = built_site.site_dir / "downloads/gdl-ref.csv"
     assert deck.is_file() and deck.read_bytes()[:2] == b"PK", "the Anki deck is a zip archive"
     assert csv.is_file() and csv.read_text(encoding="utf-8").count("\n") > 17
+
+
+def test_notebook_pages_share_one_stylesheet(built_site: SiteBuild) -> None:
+    shared = built_site.site_dir / "assets/notebook.css"
+    assert shared.is_file() and shared.stat().st_size > 100_000, "the JupyterLab styles, written once"
+    pages = sorted((built_site.site_dir / "notebooks").glob("*/index.html"))
+    assert len(pages) == 6
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert '<link rel="stylesheet" href="../../assets/notebook.css">' in text, page
+        inline = re.findall(r"<style[^>]*>(.*?)</style>", text, re.DOTALL)
+        assert sum(map(len, inline)) < 20_000, f"{page}: {sum(map(len, inline))} characters of inline style"

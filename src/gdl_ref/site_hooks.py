@@ -12,7 +12,9 @@ Two jobs, both done at build time so the published site needs no network:
   so they can never be stale or committed by hand.
 
 Notebook pages rendered by mkdocs-jupyter carry a MathJax ``<script>`` pointing at a CDN;
-:func:`strip_notebook_mathjax` removes it (notebooks keep their prose free of TeX).
+:func:`strip_notebook_mathjax` removes it (notebooks keep their prose free of TeX). They also
+inline the same JupyterLab stylesheet, about 0.6 MB, into every page: :func:`share_notebook_styles`
+moves it to one file, ``assets/notebook.css``, that the browser fetches once for all notebooks.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ _PRE = re.compile(r"(<pre\b.*?</pre>)", re.DOTALL)
 _NB_DISPLAY = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
 _NB_INLINE = re.compile(r"(?<![\\$])\$([^$\n<>]+?)\$")
 _NB_MD_LINK = re.compile(r'href="(?![a-z]+:|#|/)([^"#]+)\.md(#[^"]*)?"')
+_STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.DOTALL)
 DOWNLOADS = {"anki": "downloads/gdl-ref.apkg", "csv": "downloads/gdl-ref.csv"}
+NOTEBOOK_CSS = "assets/notebook.css"
+_notebook_styles: dict[str, None] = {}  # the notebook pages' style blocks, in first-seen order
 
 
 def _line_of(tex: str, markdown: str) -> int:
@@ -97,11 +102,34 @@ def render_notebook(content: str, src_uri: str, url: str) -> str:
         raise PluginError(f"{src_uri}: math in a Markdown cell will not render: {error}") from None
 
 
+def share_notebook_styles(content: str, url: str, styles: dict[str, None]) -> str:
+    """Move a notebook page's ``<style>`` blocks into ``styles`` and link ``NOTEBOOK_CSS`` instead."""
+    for block in _STYLE.findall(content):
+        styles.setdefault(block)
+    href = posixpath.relpath(NOTEBOOK_CSS, url.rstrip("/") or ".")
+    return f'<link rel="stylesheet" href="{href}">\n' + _STYLE.sub("", content)
+
+
 def on_page_content(html_content: str, page: Any, config: Any, files: Files) -> str:
-    """mkdocs hook: MathML for every page; notebook pages lose the CDN script and get MathML too."""
+    """mkdocs hook: MathML for every page; notebook pages lose the CDN script and the inline
+    stylesheet, and get MathML too."""
     if page.file.src_uri.endswith(".ipynb"):
-        return render_notebook(strip_notebook_mathjax(html_content), page.file.src_uri, page.url)
+        content = share_notebook_styles(html_content, page.url, _notebook_styles)
+        return render_notebook(strip_notebook_mathjax(content), page.file.src_uri, page.url)
     return render_math(html_content, page.file.src_path, page.markdown or "")
+
+
+def on_pre_build(config: Any) -> None:
+    """mkdocs hook: start each build (``mkdocs serve`` rebuilds) with no collected styles."""
+    _notebook_styles.clear()
+
+
+def on_post_build(config: Any) -> None:
+    """mkdocs hook: write the notebook pages' shared stylesheet."""
+    if _notebook_styles:
+        target = Path(config["site_dir"]) / NOTEBOOK_CSS
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\n".join(_notebook_styles), encoding="utf-8")
 
 
 def on_files(files: Files, config: Any) -> Files:
