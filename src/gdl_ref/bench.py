@@ -165,33 +165,6 @@ def bound_name(model: nn.Module) -> str | None:
     return f"iwae-{k}" if bound == "iwae" and k else str(bound)
 
 
-@torch.no_grad()
-def test_nll(model: nn.Module, x: torch.Tensor, device: str) -> tuple[float, float]:
-    """Mean of -log_prob over the test set in nats per example, and its standard error (std / sqrt(N))."""
-    model.eval()
-    nll = torch.cat([-model.log_prob(chunk.to(device)).double().cpu() for chunk in x.split(EVAL_BATCH)])
-    return float(nll.mean()), float(nll.std() / len(nll) ** 0.5) if len(nll) > 1 else float("nan")
-
-
-def _scores(result: dict[str, Any], data: str, samples: torch.Tensor) -> None:
-    """Sample distances and their floor (the same distances for as many real held-out examples)."""
-    from gdl_ref import metrics
-    from gdl_ref.data import load
-
-    if data == "digits":
-        result["sample_quality"] = _floats(metrics.sample_quality(samples, reference="test"))
-        result["sample_quality_floor"] = _floats(metrics.sample_quality_floor(n=len(samples)))
-    else:
-        result["sample_quality"] = _floats(metrics.toy_sample_quality(samples, data))
-        # the floor: as many real points (the train split), scored the same way
-        reference = load(data, "train")[: len(samples)]
-        result["sample_quality_floor"] = _floats(metrics.toy_sample_quality(reference, data))
-
-
-def _floats(d: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in d.items()}
-
-
 def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: str = "cpu",
             batch_size: int | None = None, eval_samples: int | None = None,
             peer: Peer | None = None) -> dict[str, Any]:
@@ -204,7 +177,7 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     from gdl_ref import families
     from gdl_ref.cli import draw
     from gdl_ref.data import DIGIT_DIMS, load, toy_entropy
-    from gdl_ref.metrics import bits_per_dim
+    from gdl_ref import metrics
     from gdl_ref.train import fit
 
     torch.manual_seed(seed)
@@ -240,11 +213,11 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     start = time.perf_counter()
     if result["bound"] is not None:
         result["test_examples"] = n
-        nll, stderr = test_nll(model, test_x[:n], device)
+        nll, stderr = metrics.mean_nll(model, test_x[:n], device, batch=EVAL_BATCH)
         result["test_nll"] = nll
         result["test_nll_stderr"] = stderr
         if data == "digits":
-            result["test_bits_per_dim"] = float(bits_per_dim(nll, DIGIT_DIMS))
+            result["test_bits_per_dim"] = float(metrics.bits_per_dim(nll, DIGIT_DIMS))
         else:
             entropy = toy_entropy(data)
             result["entropy"] = entropy.nats
@@ -259,7 +232,7 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     result["sample_seconds"] = time.perf_counter() - start
     result["sample_examples_per_s"] = n / max(result["sample_seconds"], 1e-9)
     result["samples"] = n
-    _scores(result, data, samples)
+    result["sample_quality"], result["sample_quality_floor"] = metrics.quality_with_floor(samples, data)
     variants = getattr(model, "sampler_variants", None)
     if callable(variants):
         result["samplers"] = _sampler_sweep(model, variants(), result, data, n, seed, device)
@@ -273,6 +246,7 @@ def _sampler_sweep(model: nn.Module, variants: dict[str, dict[str, Any]], defaul
     The first variant is the model's default sampler, already scored in ``default``; the others draw
     ``n`` samples each under the same seed.
     """
+    from gdl_ref import metrics
     from gdl_ref.cli import draw
 
     rows = []
@@ -288,7 +262,7 @@ def _sampler_sweep(model: nn.Module, variants: dict[str, dict[str, Any]], defaul
         _sync(device)
         row["sample_seconds"] = time.perf_counter() - start
         row["sample_examples_per_s"] = n / max(row["sample_seconds"], 1e-9)
-        _scores(row, data, samples)
+        row["sample_quality"], row["sample_quality_floor"] = metrics.quality_with_floor(samples, data)
         rows.append(row)
     return rows
 

@@ -182,9 +182,9 @@ def evaluate_model(model: torch.nn.Module, data: str, *, samples: int | None = N
     if hasattr(model, "log_prob"):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            nll = sum(float(-model.log_prob(c.to(device)).double().sum()) for c in test.split(256)) / len(test)
+            nll, stderr = metrics.mean_nll(model, test, device, batch=256)
         result["nll_bound"] = getattr(model, "nll_bound", None)
-        result["test_nll"] = nll  # nats per example
+        result["test_nll"], result["test_nll_stderr"] = nll, stderr  # nats per example
         if data == "digits":
             result["test_bits_per_dim"] = float(metrics.bits_per_dim(nll, gdata.DIGIT_DIMS))
         else:
@@ -192,13 +192,8 @@ def evaluate_model(model: torch.nn.Module, data: str, *, samples: int | None = N
             result.update(entropy=h.nats, entropy_stderr=h.stderr, kl_gap=nll - h.nats)
     if drawn is None:
         drawn = draw(model, samples or len(test), seed=seed)
-    n = result["samples"] = len(drawn)
-    if data == "digits":
-        result["sample_quality"] = metrics.sample_quality(drawn, reference="test")
-        result["sample_quality_floor"] = metrics.sample_quality_floor(n=min(n, 1000))
-    else:
-        result["sample_quality"] = metrics.toy_sample_quality(drawn, data)
-        result["sample_quality_floor"] = metrics.toy_sample_quality(gdata.load(data, "train")[:n], data)
+    result["samples"] = len(drawn)
+    result["sample_quality"], result["sample_quality_floor"] = metrics.quality_with_floor(drawn, data)
     return result
 
 

@@ -276,6 +276,29 @@ def toy_sample_quality(samples: Tensor, name: str, seed: int = TOY_REFERENCE_SEE
     return out
 
 
+def quality_with_floor(samples: Tensor, data: str) -> tuple[dict[str, float], dict[str, float]]:
+    """Sample distances and their floor, the same distances for as many real train examples.
+
+    digits: ``sample_quality`` against the test split; a toy: ``toy_sample_quality`` against fresh draws.
+    """
+    if data == "digits":
+        quality, floor = sample_quality(samples, reference="test"), sample_quality_floor(n=len(samples))
+    else:
+        reference = gdata.load(data, "train")[: len(samples)]
+        quality, floor = toy_sample_quality(samples, data), toy_sample_quality(reference, data)
+    return ({k: float(v) for k, v in quality.items()}, {k: float(v) for k, v in floor.items()})
+
+
+@torch.no_grad()
+def mean_nll(model: torch.nn.Module, x: Tensor, device: str | torch.device = "cpu",
+             batch: int = 128) -> tuple[float, float]:
+    """Mean of ``-model.log_prob`` over x in nats per example, and its standard error std / sqrt(N)."""
+    model.eval()
+    nll = torch.cat([-model.log_prob(chunk.to(device)).double().cpu() for chunk in x.split(batch)])  # (N,)
+    return float(nll.mean()), float(nll.std() / len(nll) ** 0.5) if len(nll) > 1 else float("nan")
+
+
 __all__ += ["gaussian_frechet", "frechet_distance", "kernel_distance", "mmd", "one_nn_accuracy",
             "DigitClassifier", "train_digit_classifier", "digit_classifier", "classifier_accuracy",
-            "digit_features", "sample_quality", "sample_quality_floor", "toy_sample_quality"]
+            "digit_features", "sample_quality", "sample_quality_floor", "toy_sample_quality",
+            "quality_with_floor", "mean_nll"]
