@@ -17,7 +17,7 @@ from torch import nn
 
 from gdl_ref.data import TOY_NAMES
 
-__all__ = ["FAMILIES", "names", "module", "build", "family_of", "datasets", "make_config", "recipe", "FIT_DEFAULTS"]
+__all__ = ["FAMILIES", "names", "module", "build", "family_of", "datasets", "make_config", "recipe"]
 
 FAMILIES: dict[str, str] = {
     "autoregressive": "gdl_ref.autoregressive",
@@ -27,10 +27,6 @@ FAMILIES: dict[str, str] = {
     "gan": "gdl_ref.gan",
     "ebm": "gdl_ref.ebm",
 }
-
-
-# What ``fit`` gets for a family that states no recipe of its own.
-FIT_DEFAULTS: dict[str, Any] = {"batch_size": 64, "lr": 1e-3}
 
 
 def names() -> tuple[str, ...]:
@@ -86,10 +82,16 @@ def recipe(family: str, data: str) -> dict[str, Any]:
     """The ``fit`` keyword arguments a family trains with on ``data`` (batch size, learning rate, EMA, ...).
 
     A family module may define ``RECIPES = {"digits": {...}, "toys": {...}}``; the entry for ``data``
-    ("toys" for every 2-D toy) is laid over ``FIT_DEFAULTS``. Budgets are not part of a recipe.
+    ("toys" for every 2-D toy) is laid over ``fit``'s own defaults of batch size and learning rate.
+    Budgets are not part of a recipe.
     """
+    import inspect
+
+    from gdl_ref.train import fit  # late: train imports checkpoint, which imports this module
+
+    defaults = {k: inspect.signature(fit).parameters[k].default for k in ("batch_size", "lr")}
     recipes = getattr(module(family), "RECIPES", {})
-    return {**FIT_DEFAULTS, **recipes.get("digits" if data == "digits" else "toys", {})}
+    return {**defaults, **recipes.get("digits" if data == "digits" else "toys", {})}
 
 
 def make_config(cfg_cls: type[Any], data: str, overrides: dict[str, Any],

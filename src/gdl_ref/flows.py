@@ -206,7 +206,6 @@ class RealNVP(nn.Module):
                 layers.append(AffineCoupling(m, cfg.hidden, cfg.depth, cfg.scale_clamp))
             else:
                 layers.append(SplineCoupling(m, cfg.hidden, cfg.depth, cfg.bins, cfg.tail_bound))
-
         self.layers = nn.ModuleList(layers)
 
     # --8<-- [start:flow]
