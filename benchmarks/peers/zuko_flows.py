@@ -25,8 +25,9 @@ from torch import Tensor, nn
 
 from gdl_ref import data as gdata
 from gdl_ref.bench import Peer
+from gdl_ref.flows import FlowConfig, from_logit, to_logit
 
-LOGIT_ALPHA = 0.05  # the same as gdl_ref.flows.FlowConfig.logit_alpha
+LOGIT_ALPHA = FlowConfig.logit_alpha  # ours, so both flows see the same v
 # (transforms, hidden layer widths): toys and digits
 SIZES = {"toy": (5, (128, 128)), "digits": (5, (256, 256))}
 
@@ -44,18 +45,12 @@ class ZukoFlow(nn.Module):
         cls = {"nsf": zuko.flows.NSF, "maf": zuko.flows.MAF}[kind]
         self.flow = cls(features, transforms=transforms, hidden_features=hidden)
 
-    def _logit(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        """v = logit(a + (1 - 2a) y) and log|dv/dy| per image, y (B, 64)."""
-        s = LOGIT_ALPHA + (1 - 2 * LOGIT_ALPHA) * y
-        v = torch.log(s) - torch.log1p(-s)
-        return v, (math.log(1 - 2 * LOGIT_ALPHA) - torch.log(s) - torch.log1p(-s)).sum(-1)
-
     def log_prob(self, x: Tensor) -> Tensor:
         """(B,) nats: exact on toys; on digits the one-draw dequantised bound in the discrete space."""
         if not self.digits:
             return self.flow().log_prob(x)
         y = gdata.dequantize(x).flatten(1)  # (B, 64)
-        v, logdet = self._logit(y)
+        v, logdet = to_logit(y, LOGIT_ALPHA)
         log_py = self.flow().log_prob(v) + logdet  # log p_Y(y) = log p_V(v) + log|dv/dy|
         return log_py - gdata.DIGIT_DIMS * math.log(gdata.DIGIT_LEVELS)  # - 64 log 17
 
@@ -67,8 +62,7 @@ class ZukoFlow(nn.Module):
         v = self.flow().sample((n,))  # (n, D)
         if not self.digits:
             return v
-        y = (torch.sigmoid(v) - LOGIT_ALPHA) / (1 - 2 * LOGIT_ALPHA)
-        return gdata.quantize(y.clamp(0, 1 - 1e-6)).view(n, *gdata.DIGIT_SHAPE)
+        return gdata.quantize(from_logit(v, LOGIT_ALPHA)).view(n, *gdata.DIGIT_SHAPE)
 
 
 def _versions() -> dict[str, str]:

@@ -39,7 +39,8 @@ from gdl_ref import data as gdata
 from gdl_ref import metrics
 from gdl_ref.families import make_config
 
-__all__ = ["FlowConfig", "RealNVP", "DigitsRealNVP", "RECIPES", "AffineCoupling", "SplineCoupling", "rq_spline", "build"]
+__all__ = ["FlowConfig", "RealNVP", "DigitsRealNVP", "RECIPES", "AffineCoupling", "SplineCoupling", "rq_spline",
+           "to_logit", "from_logit", "build"]
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -250,26 +251,31 @@ class RealNVP(nn.Module):
         return self.inverse(z)
 
 
+# --8<-- [start:digits]
+def to_logit(y: Tensor, a: float) -> tuple[Tensor, Tensor]:
+    """v = logit(a + (1 - 2a) y) and log|dv/dy| per row, for y (B, D) in [0, 1)."""
+    s = a + (1 - 2 * a) * y
+    v = torch.log(s) - torch.log1p(-s)
+    return v, (math.log(1 - 2 * a) - torch.log(s) - torch.log1p(-s)).sum(-1)
+
+
+def from_logit(v: Tensor, a: float) -> Tensor:
+    """The inverse of ``to_logit``: y = (sigmoid(v) - a) / (1 - 2a), clamped into [0, 1)."""
+    return ((torch.sigmoid(v) - a) / (1 - 2 * a)).clamp(0, 1 - 1e-6)
+
+
 class DigitsRealNVP(RealNVP):
     """RealNVP on dequantised digits: y = (x + u) / 17, v = logit(a + (1 - 2a) y), flow on v in R^64."""
 
     nll_bound = "dequantized"
     digits = True
 
-    # --8<-- [start:digits]
-    def _logit(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        """v = logit(a + (1 - 2a) y) and log|dv/dy| per image, for y (B, 64) in [0, 1)."""
-        a = self.config.logit_alpha
-        s = a + (1 - 2 * a) * y
-        v = torch.log(s) - torch.log1p(-s)
-        return v, (math.log(1 - 2 * a) - torch.log(s) - torch.log1p(-s)).sum(-1)
-
     def log_prob(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """x int (B, 1, 8, 8) -> a one-draw estimate (B,) of the bound log P(x) >= E_u[log p_Y(y)] - 64 log 17,
         y = (x + u) / 17, u ~ U[0, 1)^64, in nats of the discrete space."""
         self._check(x)
         y = gdata.dequantize(x, generator).flatten(1)  # (B, 64)
-        v, logdet = self._logit(y)
+        v, logdet = to_logit(y, self.config.logit_alpha)
         log_py = self.log_prob_continuous(v) + logdet  # log p_Y(y) = log p_V(v) + log|dv/dy|
         return -metrics.dequantized_nll(-log_py, dims=gdata.DIGIT_DIMS, levels=gdata.DIGIT_LEVELS)
     # --8<-- [end:digits]
@@ -282,9 +288,7 @@ class DigitsRealNVP(RealNVP):
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
         """Digits int64 (n, 1, 8, 8): v = f^{-1}(T z), y = (sigmoid(v) - a) / (1 - 2a), x = quantize(y)."""
         v = super().sample(n, temperature, generator)  # (n, 64)
-        a = self.config.logit_alpha
-        y = (torch.sigmoid(v) - a) / (1 - 2 * a)
-        return gdata.quantize(y.clamp(0, 1 - 1e-6)).view(n, *gdata.DIGIT_SHAPE)
+        return gdata.quantize(from_logit(v, self.config.logit_alpha)).view(n, *gdata.DIGIT_SHAPE)
 
 
 def build(data: str, /, **overrides: object) -> RealNVP:
