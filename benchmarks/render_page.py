@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from gdl_ref.bench_report import render_page
+from gdl_ref.bench.report import render_page
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gdl_ref import autoregressive as ar
+from gdl_ref.models import autoregressive as ar
 
 
 @pytest.fixture(autouse=True)

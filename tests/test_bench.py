@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from conftest import ROOT
-from gdl_ref import bench, families
-from gdl_ref.bench_report import fmt, fmt_rate, fmt_ratio, ratio, render_page, tables, targets_table
+from gdl_ref import bench
+from gdl_ref.models import registry as families
+from gdl_ref.bench.report import fmt, fmt_rate, fmt_ratio, ratio, render_page, tables, targets_table
 
 REQUIRED = {"family", "model", "data", "params", "device", "train_seconds", "steps", "bound", "test_nll",
             "sample_quality", "sample_quality_floor", "train_examples_per_s", "sample_examples_per_s"}
@@ -81,7 +82,7 @@ def test_runs_follow_the_family_recipe_unless_told() -> None:
 
 
 def test_diffusion_is_scored_under_every_sampler() -> None:
-    from gdl_ref.diffusion import build as build_diffusion
+    from gdl_ref.models.diffusion import build as build_diffusion
 
     calls: list[dict[str, object]] = []
 

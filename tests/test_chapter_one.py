@@ -219,9 +219,9 @@ def test_java_replaced_by_pytorch_that_runs(page, cards) -> None:
         assert any(b.kind == "run" and b.lang == "python" for b in cards[card_id].code), card_id
     # The MLE fits, the autoregressive model and the GAN step are the package's own code, embedded.
     refs = [r for c in page.cards for b in c.code if b.kind == "embed" for r in b.refs]
-    assert refs == ["src/gdl_ref/mle.py:closed_form", "src/gdl_ref/mle.py:gd", "src/gdl_ref/sequence.py:log_prob",
-                    "src/gdl_ref/sequence.py:sample", "src/gdl_ref/gan.py:steps",
-                    "src/gdl_ref/discriminative.py:generative", "src/gdl_ref/discriminative.py:discriminative"]
+    assert refs == ["src/gdl_ref/lessons/mle.py:closed_form", "src/gdl_ref/lessons/mle.py:gd", "src/gdl_ref/lessons/sequence.py:log_prob",
+                    "src/gdl_ref/lessons/sequence.py:sample", "src/gdl_ref/models/gan.py:steps",
+                    "src/gdl_ref/lessons/discriminative.py:generative", "src/gdl_ref/lessons/discriminative.py:discriminative"]
     # The MLE snippet compares the closed form with gradient descent and shows both.
     mle = cards["mle"].code
     assert [b.kind for b in mle] == ["embed", "embed", "run", "output"]

@@ -1,4 +1,4 @@
-"""Tests for gdl_ref.checkpoint and gdl_ref.families: safe formats, rebuilding through the registry."""
+"""Tests for gdl_ref.checkpoint and gdl_ref.models.registry: safe formats, rebuilding through the registry."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from conftest import register_family
-from gdl_ref import checkpoint, families
+from gdl_ref import checkpoint
+from gdl_ref.models import registry as families
 from gdl_ref.train import fit
 
 torch.set_num_threads(1)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,6 +94,27 @@ def test_cards_and_bench_are_optional(monkeypatch):
     monkeypatch.setitem(sys.modules, "gdl_ref.cards.cli", None)
     names = set(next(a for a in cli.build_parser()._actions if a.dest == "command").choices)
     assert names == {"train", "sample", "evaluate"}
+
+
+
+def test_digits_train_then_evaluate_from_an_empty_cache(tmp_path):
+    """The README's digits path on a machine that never ran the project: the session cache is empty when
+    this test runs (conftest runs it first), so `evaluate` trains the feature classifier from scratch."""
+    cache = Path(os.environ["GDL_REF_CACHE"])
+    assert not (cache / "digit-classifier.safetensors").exists(), "this test must run first, on an empty cache"
+    run = [sys.executable, "-m", "gdl_ref.cli"]
+    out = tmp_path / "vae"
+    train = subprocess.run([*run, "train", "vae", "--data", "digits", "--steps", "30", "--out", str(out),
+                            "--no-progress"], capture_output=True, text=True, check=False)
+    assert train.returncode == 0, train.stderr
+    evaluate = subprocess.run([*run, "evaluate", str(out / "checkpoint"), "--json"], capture_output=True,
+                              text=True, check=False)
+    assert evaluate.returncode == 0, evaluate.stderr
+    printed = json.loads(evaluate.stdout)
+    assert math.isfinite(printed["test_nll"]) and printed["test_nll"] > 0
+    assert {"fd", "kd", "mmd", "one_nn"} <= set(printed["sample_quality"])
+    assert all(math.isfinite(v) for v in printed["sample_quality"].values())
+    assert (cache / "digit-classifier.safetensors").is_file()  # trained once, kept for the rest of the session
 
 
 def test_round_trip_train_sample_evaluate(tmp_path, capsys, pixels_family):

@@ -1,4 +1,4 @@
-"""Tests of gdl_ref.diffusion and gdl_ref.unet: forward process, posterior, samplers, bound, contract."""
+"""Tests of gdl_ref.models.diffusion and gdl_ref.models.unet: forward process, posterior, samplers, bound, contract."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import math
 import pytest
 import torch
 
-from gdl_ref import data, diffusion
-from gdl_ref.unet import UNet, time_embedding
+from gdl_ref import data
+from gdl_ref.models import diffusion
+from gdl_ref.models.unet import UNet, time_embedding
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gdl_ref import data
-from gdl_ref import discriminative as disc
+from gdl_ref.lessons import discriminative as disc
 from gdl_ref.train import fit
 
 

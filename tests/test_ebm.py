@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gdl_ref import data as gdata
-from gdl_ref.ebm import build, contrastive_divergence, langevin
+from gdl_ref.models.ebm import build, contrastive_divergence, langevin
 
 
 # ------------------------------------------------------------------------------ Langevin

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from gdl_ref import data, flows
+from gdl_ref import data
+from gdl_ref.models import flows
 
 
 @pytest.fixture(autouse=True)

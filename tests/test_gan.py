@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from gdl_ref import data as gdata
-from gdl_ref.gan import GAN, build, gradient_penalty
+from gdl_ref.models.gan import GAN, build, gradient_penalty
 
 
 def _snapshot(module: torch.nn.Module) -> list[torch.Tensor]:

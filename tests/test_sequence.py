@@ -1,4 +1,4 @@
-"""Tests for gdl_ref.sequence: the tiny autoregressive model of the chapter-1 page."""
+"""Tests for gdl_ref.lessons.sequence: the tiny autoregressive model of the chapter-1 page."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from gdl_ref.sequence import (
+from gdl_ref.lessons.sequence import (
     SequenceConfig,
     TinyAutoregressive,
     build,

@@ -63,6 +63,15 @@ def test_seeded_runs_are_identical_and_seed_matters():
     assert [row["step"] for row in ha.train] == [10, 15] and ha.train[0]["loss"] > 0
 
 
+def test_fit_trains_inside_a_callers_no_grad():
+    """A caller's torch.no_grad() (a metric that trains its classifier on first use) must not stop fit."""
+    model, reference = make(), make()
+    with torch.no_grad():
+        history = fit(model, data(), steps=5, batch_size=32, lr=1e-2)
+        assert not torch.is_grad_enabled()  # fit restores the caller's mode
+    assert history.steps == 5 and not same_weights(model, reference)
+
+
 def test_training_reduces_the_loss():
     model, x = make(), data(512)
     before = evaluate(model, x)

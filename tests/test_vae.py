@@ -1,4 +1,4 @@
-"""Tests of gdl_ref.vae: the KL, the bounds (ELBO <= IWAE-k <= log p(x)), the likelihoods and the contract."""
+"""Tests of gdl_ref.models.vae: the KL, the bounds (ELBO <= IWAE-k <= log p(x)), the likelihoods and the contract."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from gdl_ref import data, vae
+from gdl_ref import data
+from gdl_ref.models import vae
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from gdl_ref import data as gdata
 from gdl_ref.bench import Peer
-from gdl_ref.diffusion import DiffusionConfig
+from gdl_ref.models.diffusion import DiffusionConfig
 
 SCHEDULES = {"cosine": "squaredcos_cap_v2", "linear": "linear"}
 TOP = gdata.DIGIT_LEVELS - 1

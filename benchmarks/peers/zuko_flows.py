@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from gdl_ref import data as gdata
 from gdl_ref.bench import Peer
-from gdl_ref.flows import FlowConfig, from_logit, to_logit
+from gdl_ref.models.flows import FlowConfig, from_logit, to_logit
 
 LOGIT_ALPHA = FlowConfig.logit_alpha  # ours, so both flows see the same v
 # (transforms, hidden layer widths): toys and digits

@@ -71,7 +71,7 @@ def _jsonable(value: Any) -> Any:
 
 def model_meta(model: nn.Module) -> dict[str, Any]:
     """family (from the registry), data and config (``dataclasses.asdict(model.config)``) of a model."""
-    from gdl_ref.families import family_of
+    from gdl_ref.models.registry import family_of
 
     config = getattr(model, "config", None)
     config_dict = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else None
@@ -135,7 +135,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the model of a checkpoint through ``families.build`` and load its weights (eval mode)."""
-    from gdl_ref import families
+    from gdl_ref.models import registry as families
 
     ckpt = load_checkpoint(path)
     family, data, config = ckpt.meta.get("family"), ckpt.meta.get("data"), ckpt.meta.get("config")

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from gdl_ref import data as gdata
-from gdl_ref import families
+from gdl_ref.models import registry as families
 
 __all__ = ["main", "build_parser", "evaluate_model", "save_samples"]
 
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seconds", type=_positive(float), metavar="S",
                        help="wall-clock seconds (default 60 when no budget is given)")
     train.add_argument("--batch-size", type=_positive(int), default=None, metavar="B",
-                       help="batch size (default: the family's recipe, see gdl_ref.families.recipe)")
+                       help="batch size (default: the family's recipe, see gdl_ref.models.registry.recipe)")
     train.add_argument("--lr", type=_positive(float), default=None, help="learning rate (default: the recipe's)")
     train.add_argument("--seed", type=int, default=0, help="seed of weights, data order and samples (default 0)")
     train.add_argument("--ema", type=float, default=None, metavar="DECAY",

@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import math
+import os
+import time
 
 import torch
 from torch import Tensor
@@ -175,6 +177,14 @@ def train_digit_classifier(seed: int = 0) -> DigitClassifier:
 _CLASSIFIER: DigitClassifier | None = None
 
 
+def _loadavg_text() -> str:
+    """The 1-minute load average beside a recorded time ("unknown" where the system does not say)."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):
+        return "unknown"
+
+
 def digit_classifier(cache: bool = True) -> DigitClassifier:
     """The feature classifier: loaded from ``cache_dir()/digit-classifier.safetensors`` or trained once.
 
@@ -194,13 +204,16 @@ def digit_classifier(cache: bool = True) -> DigitClassifier:
                 model.load_state_dict({k: fh.get_tensor(k) for k in fh.keys()})
                 _CLASSIFIER = model.eval()
                 return _CLASSIFIER
+    started = time.perf_counter()
     model = train_digit_classifier()
+    seconds = time.perf_counter() - started
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{__import__('os').getpid()}.tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         acc = classifier_accuracy(model)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
-                  metadata={"recipe": CLASSIFIER_RECIPE, "test_accuracy": f"{acc:.4f}"})
+                  metadata={"recipe": CLASSIFIER_RECIPE, "test_accuracy": f"{acc:.4f}",
+                            "train_seconds": f"{seconds:.2f}", "loadavg": _loadavg_text()})
         tmp.replace(path)
         _CLASSIFIER = model
     return model

@@ -193,6 +193,7 @@ def _default_step(loss_fn: Callable[..., Tensor], model: nn.Module, optimizers: 
     return run
 
 
+@torch.enable_grad()  # a caller's torch.no_grad() (an evaluation, a metric that trains its classifier) must not stop training
 def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: int | None = None,
         epochs: int | None = None, seconds: float | None = None, batch_size: int = 64, lr: float = 1e-3,
         weight_decay: float = 0.0, seed: int = 0, device: str | torch.device = "cpu", amp: bool = False,

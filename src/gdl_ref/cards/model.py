@@ -42,7 +42,7 @@ class CodeBlock:
     """A code fence inside a card (see gdl_ref.cards.fences for the kinds)."""
 
     kind: str          # run | skipped | output | embed | untested | other
-    info: str          # the fence's info string, e.g. 'python title="src/gdl_ref/flows.py"'
+    info: str          # the fence's info string, e.g. 'python title="src/gdl_ref/models/flows.py"'
     lang: str          # first word of info, lower case ("" for none)
     code: str          # the fence's body, dedented; for an embed, the --8<-- lines
     line: int          # 1-based line of the opening fence in the page

@@ -31,12 +31,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gdl_ref import data as gdata
-from gdl_ref.families import make_config
+from gdl_ref.models.registry import make_config
 
 LIKELIHOODS = ("categorical", "logistic")
 
 
-# How fit trains this family (gdl_ref.families.recipe; `gdl-ref train` and `gdl-ref bench` use it):
+# How fit trains this family (gdl_ref.models.registry.recipe; `gdl-ref train` and `gdl-ref bench` use it):
 # an EMA of the weights is what gets evaluated and sampled, and early stopping on the val split keeps the best
 # (1,000 digits overfit after a few thousand steps). Weight decay is the config's (configure_optimizers).
 RECIPES: dict[str, dict[str, object]] = {

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from gdl_ref import data as gdata
 from gdl_ref import metrics
-from gdl_ref.families import make_config
+from gdl_ref.models.registry import make_config
 
 __all__ = ["FlowConfig", "RealNVP", "DigitsRealNVP", "RECIPES", "AffineCoupling", "SplineCoupling", "rq_spline",
            "to_logit", "from_logit", "build"]
@@ -153,7 +153,7 @@ class SplineCoupling(nn.Module):
 # --8<-- [end:spline]
 
 
-# How fit trains this family (gdl_ref.families.recipe; `gdl-ref train` and `gdl-ref bench` use it): batch size,
+# How fit trains this family (gdl_ref.models.registry.recipe; `gdl-ref train` and `gdl-ref bench` use it): batch size,
 # learning rate, an EMA of the weights, early stopping on the val split.
 RECIPES: dict[str, dict[str, object]] = {
     "digits": {"batch_size": 64, "lr": 1e-3, "ema_decay": 0.995, "eval_every": 50, "patience": 4},

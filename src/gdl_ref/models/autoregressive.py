@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gdl_ref import data as gdata
-from gdl_ref.families import make_config
+from gdl_ref.models.registry import make_config
 
 __all__ = [
     "PixelCNNConfig", "PixelCNN", "MADEConfig", "MADE", "MaskedConv2d", "MaskedLinear",
@@ -124,7 +124,7 @@ class GatedBlock(nn.Module):
 # --8<-- [end:gated]
 
 
-# How fit trains this family (gdl_ref.families.recipe; `gdl-ref train` and `gdl-ref bench` use it): batch size,
+# How fit trains this family (gdl_ref.models.registry.recipe; `gdl-ref train` and `gdl-ref bench` use it): batch size,
 # learning rate, an EMA of the weights, early stopping on the val split.
 RECIPES: dict[str, dict[str, object]] = {
     "digits": {"batch_size": 64, "lr": 3e-3, "weight_decay": 0.5, "ema_decay": 0.995,

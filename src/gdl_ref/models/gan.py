@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gdl_ref.data import quantize, signed_view
-from gdl_ref.families import make_config
+from gdl_ref.models.registry import make_config
 
 __all__ = ["GANConfig", "GAN", "gradient_penalty", "build", "OBJECTIVES"]
 

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from gdl_ref.data import DIGIT_SHAPE, quantize, signed_view
-from gdl_ref.families import make_config
+from gdl_ref.models.registry import make_config
 
 __all__ = ["EBMConfig", "EBM", "langevin", "contrastive_divergence", "build"]
 

@@ -29,15 +29,15 @@ import torch
 from torch import Tensor, nn
 
 from gdl_ref import data as gdata
-from gdl_ref.families import make_config
-from gdl_ref.unet import MLPDenoiser, UNet
+from gdl_ref.models.registry import make_config
+from gdl_ref.models.unet import MLPDenoiser, UNet
 
 SCHEDULES = ("linear", "cosine")
 METHODS = ("ddpm", "ddim")
 OUTPUTS = ("eps", "levels")
 
 
-# How fit trains this family (gdl_ref.families.recipe; `gdl-ref train` and `gdl-ref bench` use it): an EMA
+# How fit trains this family (gdl_ref.models.registry.recipe; `gdl-ref train` and `gdl-ref bench` use it): an EMA
 # of the weights (Ho et al. 2020 use 0.9999 over 800k steps; 0.999 suits a few thousand) is evaluated and
 # sampled. No early stopping: the loss at a random t is too noisy to pick a step by.
 RECIPES: dict[str, dict[str, object]] = {

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gdl_ref import data as gdata
-from gdl_ref.families import make_config
+from gdl_ref.models.registry import make_config
 
 __all__ = [
     "fit_gaussian_closed_form", "fit_gaussian_gd", "fit_categorical_closed_form", "Gaussian",

@@ -20,12 +20,12 @@ from gdl_ref.data import TOY_NAMES
 __all__ = ["FAMILIES", "names", "module", "build", "family_of", "datasets", "make_config", "recipe"]
 
 FAMILIES: dict[str, str] = {
-    "autoregressive": "gdl_ref.autoregressive",
-    "flow": "gdl_ref.flows",
-    "vae": "gdl_ref.vae",
-    "diffusion": "gdl_ref.diffusion",
-    "gan": "gdl_ref.gan",
-    "ebm": "gdl_ref.ebm",
+    "autoregressive": "gdl_ref.models.autoregressive",
+    "flow": "gdl_ref.models.flows",
+    "vae": "gdl_ref.models.vae",
+    "diffusion": "gdl_ref.models.diffusion",
+    "gan": "gdl_ref.models.gan",
+    "ebm": "gdl_ref.models.ebm",
 }
 
 

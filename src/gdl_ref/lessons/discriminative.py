@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gdl_ref import data as gdata
-from gdl_ref.families import make_config
+from gdl_ref.models.registry import make_config
 
 __all__ = [
     "ClassifierConfig", "GenerativeClassifier", "PixelCategoricalClassifier", "GaussianClassifier", "LogisticRegression",

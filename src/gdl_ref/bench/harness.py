@@ -1,6 +1,6 @@
 """Benchmarks: train a family under a fixed budget on the fixed split, evaluate on the test split.
 
-``gdl-ref bench FAMILY|all`` builds each model with ``gdl_ref.families.build``, trains it with
+``gdl-ref bench FAMILY|all`` builds each model with ``gdl_ref.models.registry.build``, trains it with
 ``gdl_ref.train.fit`` for a wall-clock (``--budget-seconds``) or step (``--budget-steps``) budget on the
 train split, and scores it on the test split (digits rows 1350-1796; toys: the seeded test draw):
 
@@ -36,7 +36,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from gdl_ref.bench_report import tables, targets_table
+from gdl_ref.bench.report import tables, targets_table
 
 SCHEMA = 1
 TOY_BUDGET_CAP = 60.0  # toys train for min(--budget-seconds, 60) unless --toy-budget-seconds says otherwise
@@ -170,11 +170,11 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
             peer: Peer | None = None) -> dict[str, Any]:
     """Train one (family or peer, data) pair under ``budget`` and score it on the test split.
 
-    Training follows the family's recipe (``gdl_ref.families.recipe``: batch size, learning rate, EMA,
+    Training follows the family's recipe (``gdl_ref.models.registry.recipe``: batch size, learning rate, EMA,
     early stopping on the val split); a peer gets the recipe of the family it pairs with, so both
     sides see the same data, batches and budget. ``batch_size`` replaces the recipe's.
     """
-    from gdl_ref import families
+    from gdl_ref.models import registry as families
     from gdl_ref.cli import draw
     from gdl_ref.data import DIGIT_DIMS, load, toy_entropy
     from gdl_ref import metrics
@@ -273,14 +273,14 @@ def _sampler_sweep(model: nn.Module, variants: dict[str, dict[str, Any]], defaul
 
 def valid_families() -> list[str]:
     """The families of the registry, in its order."""
-    from gdl_ref import families
+    from gdl_ref.models import registry as families
 
     return list(families.names())
 
 
 def valid_data() -> list[str]:
     """digits and the 2-D toys."""
-    from gdl_ref import families
+    from gdl_ref.models import registry as families
 
     return list(families.datasets())
 
@@ -406,7 +406,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help=f"budget per 2-D toy run (default min(budget, {TOY_BUDGET_CAP:g}))")
     p.add_argument("--budget-steps", type=int, default=None, metavar="N", help="optimiser-step budget (with or without seconds)")
     p.add_argument("--batch-size", type=int, default=None, metavar="B",
-                   help="batch size of fit (default: each family's recipe, gdl_ref.families.recipe)")
+                   help="batch size of fit (default: each family's recipe, gdl_ref.models.registry.recipe)")
     p.add_argument("--seed", type=int, default=0, metavar="K", help="seed of fit and of the evaluation (default 0)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--eval-samples", type=int, default=None, metavar="N",

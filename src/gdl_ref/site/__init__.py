@@ -1,0 +1,1 @@
+"""What the site build runs beside the Markdown: the MkDocs hooks that write the decks and check the embeds."""
