@@ -19,10 +19,11 @@ from __future__ import annotations
 import csv
 import html
 import re
-import textwrap
 from pathlib import Path
 
-from .fences import SNIPPET, classify
+from .embeds import BLOCK as BLOCK_MARK
+from .embeds import expand, snippet_refs
+from .fences import classify
 from .importer import KEYWORD_LINE
 from .model import Card, Page, Problem
 from .validate import BLOCKS, INLINE_DOLLAR, validate_paths
@@ -88,20 +89,8 @@ def load_cards(paths: list[Path | str], root: Path | str | None = None) -> tuple
 
 
 def expand_snippet(ref: str, root: Path) -> str:
-    """The text pymdownx.snippets puts in place of `--8<-- "ref"` (section markers dropped)."""
-    path, _, section = ref.partition(":")
-    lines = (root / path).read_text(encoding="utf-8").splitlines()
-    if not section:
-        chosen = lines
-    elif re.fullmatch(r"\d*(:\d*)?", section):  # line numbers start:end
-        start, _, end = section.partition(":")
-        chosen = lines[int(start or 1) - 1:int(end) if end else None]
-    else:
-        begin = next(i for i, ln in enumerate(lines) if f"[start:{section}]" in ln)
-        stop = next(i for i, ln in enumerate(lines) if f"[end:{section}]" in ln)
-        chosen = lines[begin + 1:stop]
-    kept = "\n".join(ln for ln in chosen if not re.search(r"--8<--\s*\[(start|end):", ln))
-    return textwrap.dedent(kept)
+    """The text pymdownx.snippets puts in place of `--8<-- "ref"` (see gdl_ref.cards.embeds.expand)."""
+    return expand(ref, root)
 
 
 def _readable_markdown(text: str, root: Path) -> str:
@@ -109,6 +98,7 @@ def _readable_markdown(text: str, root: Path) -> str:
     lines = text.splitlines()
     out: list[str] = []
     embeds = {f.line: f for f in classify(text, "<card>", root) if f.kind == "embed"}
+    includes = dict(snippet_refs(lines))
     k = 0
     while k < len(lines):
         fence = embeds.get(k + 1)
@@ -122,11 +112,10 @@ def _readable_markdown(text: str, root: Path) -> str:
                 out.append(f"{fence.indent}*From `{title.group(1)}`.*")
             k = fence.end_line
             continue
-        include = SNIPPET.match(lines[k])
-        if include:  # Markdown included from another file (e.g. a benchmark table), at this line's indent
+        if k + 1 in includes:  # Markdown included from another file (e.g. a benchmark table), at this line's indent
             indent = lines[k][:len(lines[k]) - len(lines[k].lstrip())]
-            out += [indent + ln if ln else "" for ln in expand_snippet(include.group("ref"), root).splitlines()]
-        elif not MARKER_LINE.match(lines[k]):
+            out += [indent + ln if ln else "" for ln in expand_snippet(includes[k + 1], root).splitlines()]
+        elif not MARKER_LINE.match(lines[k]) and not BLOCK_MARK.match(lines[k]):
             out.append(lines[k])
         k += 1
     return "\n".join(out)

@@ -20,7 +20,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .fences import SNIPPET, resolve_snippet
+from .embeds import snippet_refs
+from .fences import resolve_snippet
 from .mathml import MathError, to_mathml
 from .model import Page, Problem
 from .parse import HEADING, QUESTION, TITLE, parse_tree
@@ -119,16 +120,14 @@ def _in_fences(page: Page, lines: list[str]) -> list[bool]:
 
 
 def _page_includes(page: Page, lines: list[str], root: Path) -> list[Problem]:
-    """A `--8<-- "file:section"` line outside fences (Markdown included from another file) must resolve."""
-    skip = _in_fences(page, lines)
-    problems = []
-    for k, line in enumerate(lines, 1):
-        m = SNIPPET.match(line)
-        if m and not skip[k]:
-            why = resolve_snippet(m.group("ref"), root)
-            if why:
-                problems.append(Problem(page.file, k, why))
-    return problems
+    """Every snippet line of the page must resolve inside the repository, nested includes too.
+
+    pymdownx.snippets expands snippet lines everywhere, inside code fences as well; the refs of an
+    embed fence are reported at the fence by gdl_ref.cards.fences, so they are not repeated here.
+    """
+    in_embed = {k for f in page.fences if f.kind == "embed" for k in range(f.line, f.end_line + 1)}
+    return [Problem(page.file, k, why) for k, ref in snippet_refs(lines)
+            if k not in in_embed and (why := resolve_snippet(ref, root))]
 
 
 def _page_math(page: Page, lines: list[str]) -> list[Problem]:
