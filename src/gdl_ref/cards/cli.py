@@ -48,12 +48,14 @@ def _guarded(handler):
 @_guarded
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the cards under PATHS; print every problem as file:line: message."""
-    from .validate import validate_paths
+    from .validate import site_duplicates, validate_paths
 
     paths = _existing(args.paths)
     if paths is None:
         return 2
     pages, problems = validate_paths(paths, args.root)
+    if not args.alone:
+        problems = sorted(set(problems) | set(site_duplicates(pages, args.root)))
     for problem in problems:
         print(problem)
     card_pages = [p for p in pages if p.is_card_page]
@@ -64,28 +66,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def _site_ids(root: Path, skip: Path | None) -> dict[str, str]:
-    """ids already used by the cards under root/docs (except in `skip`), mapped to file:line."""
-    from .parse import parse_tree
-
-    docs = root / "docs"
-    if not docs.is_dir():
-        return {}
-    skip_resolved = skip.resolve() if skip else None
-    taken: dict[str, str] = {}
-    for page in parse_tree([docs], root):
-        if skip_resolved and (root / page.file).resolve() == skip_resolved:
-            continue
-        for card in page.cards:
-            if card.id:
-                taken.setdefault(card.id, f"{card.file}:{card.line}")
-    return taken
-
-
 @_guarded
 def cmd_import(args: argparse.Namespace) -> int:
     """Turn a flashcard text file into a chapter page; report what was changed or not mapped."""
     from .importer import ImportFailed, import_flashcards
+    from .validate import site_ids
 
     source = Path(args.file)
     if not source.is_file():
@@ -101,7 +86,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         _err(f"gdl-ref cards import: {out} exists: pass --force to overwrite it")
         return 2
     try:
-        result = import_flashcards(text, args.chapter, _site_ids(Path(args.root), out))
+        result = import_flashcards(text, args.chapter, site_ids(Path(args.root), {out} if out else set()))
     except ImportFailed as exc:
         _err(f"gdl-ref cards import: {source}: {exc}")
         return 1
@@ -128,7 +113,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if paths is None:
         return 2
     try:
-        cards = export_cards(paths, args.format, args.out, root=args.root)
+        cards = export_cards(paths, args.format, args.out, root=args.root, force=args.force)
+    except (FileExistsError, IsADirectoryError) as exc:
+        _err(f"gdl-ref cards export: {exc}")
+        return 2
     except CardProblems as exc:
         for problem in exc.problems:
             print(problem)
@@ -162,6 +150,8 @@ def _add_subcommands(cards: argparse.ArgumentParser) -> None:
                                        "site-wide ids, math, and code fences.")
     check.add_argument("paths", nargs="*", default=["docs"], metavar="PATHS", help="pages or folders (default: docs)")
     check.add_argument("--root", default=".", help="repository root that embeds resolve against (default: .)")
+    check.add_argument("--alone", action="store_true",
+                       help="check the ids of PATHS among themselves only, not against the cards under ROOT/docs")
     check.set_defaults(func=cmd_check)
 
     imp = sub.add_parser("import", help="turn a flashcard text file into a chapter page",
@@ -178,6 +168,7 @@ def _add_subcommands(cards: argparse.ArgumentParser) -> None:
                          description="Export the cards under PATHS (default docs/).")
     exp.add_argument("--format", required=True, choices=["anki", "csv", "flashcards"])
     exp.add_argument("--out", required=True, metavar="FILE")
+    exp.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     exp.add_argument("paths", nargs="*", default=["docs"], metavar="PATHS", help="pages or folders (default: docs)")
     exp.add_argument("--root", default=None, help="repository root for embeds (default: the folder with mkdocs.yml)")
     exp.set_defaults(func=cmd_export)

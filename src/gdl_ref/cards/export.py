@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import csv
 import html
+import os
 import re
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 from .embeds import BLOCK as BLOCK_MARK
 from .embeds import expand, snippet_refs
@@ -29,7 +32,7 @@ from .model import Card, Page, Problem
 from .validate import BLOCKS, INLINE_DOLLAR, validate_paths
 
 __all__ = ["CardProblems", "DECK_ID", "MODEL_ID", "FORMATS", "build_deck", "export_cards", "load_cards",
-           "note_guid", "to_flashcards", "expand_snippet"]
+           "note_guid", "to_flashcards", "expand_snippet", "csv_cell"]
 
 MODEL_ID = 1_607_392_411      # fixed: Anki matches the note type across versions of the deck
 DECK_ID = 2_059_400_187       # fixed: the deck "gdl-ref"
@@ -48,6 +51,7 @@ BACK = '{{FrontSide}}<hr id="answer"><div class="answer">{{Answer}}</div><div cl
 # latex2mathml knows \argmax and \argmin; MathJax (in Anki) spells them with \operatorname*.
 MATHJAX = {r"\argmax": r"\operatorname*{arg\,max}", r"\argmin": r"\operatorname*{arg\,min}"}
 MATHJAX_SPELLING = re.compile(r"\\arg(max|min)(?![A-Za-z])")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MARKER_LINE = re.compile(r"^\s*<!--[-\s]*pytest[-.].*-->\s*$")
 
 
@@ -81,11 +85,16 @@ def load_cards(paths: list[Path | str], root: Path | str | None = None) -> tuple
     root = Path(root) if root is not None else _find_root(paths)
     pages, problems = validate_paths(paths, root)
     card_pages = [p for p in pages if p.is_card_page]
-    files = {p.file for p in card_pages}
+    files = {p.file for p in card_pages} | {p.file for p in pages if not p.readable}
     blocking = [p for p in problems if p.file in files]
     if blocking:
         raise CardProblems(blocking)
-    return card_pages, [c for p in card_pages for c in p.cards]
+    cards = [c for p in card_pages for c in p.cards]
+    if not cards:
+        named = ", ".join(map(str, paths))
+        raise CardProblems([Problem(named, 0, "no cards here: a card page holds ## Title {#id} headings, "
+                                              'each with a ??? question "..." (see CONTRIBUTING.md)')])
+    return card_pages, cards
 
 
 def expand_snippet(ref: str, root: Path) -> str:
@@ -187,14 +196,23 @@ def write_anki(cards: list[Card], out: Path, root: Path, timestamp: float | None
     genanki.Package(deck).write_to_file(str(out), timestamp=timestamp)
 
 
+def csv_cell(text: str) -> str:
+    """A cell that a spreadsheet shows as text: one starting with = + - @, a tab or a CR gets a leading '.
+
+    Spreadsheets run such a cell as a formula (OWASP, "CSV Injection"); the quote makes it text.
+    """
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def write_csv(cards: list[Card], out: Path, root: Path) -> None:
-    """One row per card; Markdown text with embedded sections expanded."""
+    """One row per card; Markdown text with embedded sections expanded, every cell guarded by csv_cell."""
     with out.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["key", "chapter", "id", "title", "background", "question", "answer", "source"])
         for c in cards:
-            writer.writerow([c.key, c.chapter_title, c.id, c.title, _readable_markdown(c.background, root),
-                             c.question, _readable_markdown(c.answer, root), _source(c)])
+            writer.writerow([csv_cell(cell) for cell in (
+                c.key, c.chapter_title, c.id, c.title, _readable_markdown(c.background, root),
+                c.question, _readable_markdown(c.answer, root), _source(c))])
 
 
 def _escape_keywords(text: str) -> str:
@@ -222,26 +240,43 @@ def to_flashcards(pages: list[Page]) -> str:
     return "".join(chunks)
 
 
+def _replace_atomically(out: Path, write: Callable[[Path], None]) -> None:
+    """Call write(temporary sibling of out), then rename it onto out: out is never half-written."""
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def export_cards(paths: list[Path | str], fmt: str, out: Path | str, root: Path | str | None = None,
-                 timestamp: float | None = None) -> list[Card]:
+                 timestamp: float | None = None, force: bool = False) -> list[Card]:
     """Write the cards of the pages under paths to out in fmt (anki, csv or flashcards).
 
     Returns the cards written. Raises CardProblems (nothing written) when a card page has
-    problems, ValueError for an unknown format.
+    problems, a page cannot be read or there are no cards; FileExistsError when out exists and
+    force is False; ValueError for an unknown format. out is written whole or not at all.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
     paths = [Path(p) for p in paths]
     root = Path(root) if root is not None else _find_root(paths)
-    pages, cards = load_cards(paths, root)
     out = Path(out)
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists: pass --force to overwrite it")
+    if out.is_dir():
+        raise IsADirectoryError(f"{out} is a folder: name a file to write")
+    pages, cards = load_cards(paths, root)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "anki":
-        write_anki(cards, out, root, timestamp)
+        _replace_atomically(out, lambda tmp: write_anki(cards, tmp, root, timestamp))
     elif fmt == "csv":
-        write_csv(cards, out, root)
+        _replace_atomically(out, lambda tmp: write_csv(cards, tmp, root))
     else:
-        out.write_text(to_flashcards(pages), encoding="utf-8")
+        _replace_atomically(out, lambda tmp: tmp.write_text(to_flashcards(pages), encoding="utf-8"))
     return cards
 
 
