@@ -45,6 +45,21 @@ def _guarded(handler):
     return run
 
 
+def _lock_check(paths: list[Path], pages: list, root: str) -> list:
+    """Problems of the GUID lock file, when the whole site (ROOT/docs) is checked and the file exists."""
+    from .lock import LOCK_NAME, LockError, lock_problems
+    from .model import Problem
+    from .validate import DOCS
+
+    lock, docs = Path(root) / LOCK_NAME, (Path(root) / DOCS).resolve()
+    if not lock.is_file() or docs not in {p.resolve() for p in paths}:
+        return []
+    try:
+        return lock_problems(lock, [c for p in pages for c in p.cards if Path(c.file).parts[:1] == (DOCS,)])
+    except LockError as exc:
+        return [Problem(LOCK_NAME, 1, str(exc))]
+
+
 @_guarded
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the cards under PATHS; print every problem as file:line: message."""
@@ -55,7 +70,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 2
     pages, problems = validate_paths(paths, args.root)
     if not args.alone:
-        problems = sorted(set(problems) | set(site_duplicates(pages, args.root)))
+        problems = sorted(set(problems) | set(site_duplicates(pages, args.root)) | set(_lock_check(paths, pages, args.root)))
     for problem in problems:
         print(problem)
     card_pages = [p for p in pages if p.is_card_page]
@@ -108,13 +123,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """Export the cards under PATHS as an Anki deck, a CSV or flashcard text."""
     from .export import CardProblems, export_cards
+    from .lock import LockError
 
     paths = _existing(args.paths)
     if paths is None:
         return 2
     try:
         cards = export_cards(paths, args.format, args.out, root=args.root, force=args.force)
-    except (FileExistsError, IsADirectoryError) as exc:
+    except (FileExistsError, IsADirectoryError, LockError) as exc:
         _err(f"gdl-ref cards export: {exc}")
         return 2
     except CardProblems as exc:

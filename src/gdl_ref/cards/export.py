@@ -28,8 +28,9 @@ from .embeds import BLOCK as BLOCK_MARK
 from .embeds import expand, snippet_refs
 from .fences import classify
 from .importer import KEYWORD_LINE
+from .lock import LOCK_NAME, assign_guids, new_guid, read_lock, write_lock
 from .model import Card, Page, Problem
-from .validate import BLOCKS, INLINE_DOLLAR, validate_paths
+from .validate import BLOCKS, DOCS as SITE_DOCS, INLINE_DOLLAR, validate_paths
 
 __all__ = ["CardProblems", "DECK_ID", "MODEL_ID", "FORMATS", "build_deck", "export_cards", "load_cards",
            "note_guid", "to_flashcards", "expand_snippet", "csv_cell"]
@@ -64,10 +65,8 @@ class CardProblems(ValueError):
 
 
 def note_guid(card: Card) -> str:
-    """The Anki note GUID of a card: genanki.guid_for(chapter, id)."""
-    import genanki
-
-    return genanki.guid_for(card.chapter, card.id)
+    """The GUID a card gets at its first export (the lock file keeps it after that; see gdl_ref.cards.lock)."""
+    return new_guid(card)
 
 
 def _find_root(paths: list[Path]) -> Path:
@@ -181,8 +180,9 @@ def _source(card: Card) -> str:
     return f"{card.file}:{card.line}"
 
 
-def write_anki(cards: list[Card], out: Path, root: Path, timestamp: float | None = None) -> None:
-    """An .apkg with one note per card, GUID from (chapter, id)."""
+def write_anki(cards: list[Card], out: Path, root: Path, timestamp: float | None = None,
+               guids: dict[str, str] | None = None) -> None:
+    """An .apkg with one note per card; GUIDs by card key from the lock file (see gdl_ref.cards.lock)."""
     import genanki
 
     model = genanki.Model(MODEL_ID, "gdl-ref card", fields=[{"name": f} for f in FIELDS],
@@ -192,7 +192,7 @@ def write_anki(cards: list[Card], out: Path, root: Path, timestamp: float | None
         fields = [card.key, html.escape(card.chapter_title), _html(card.title, root, inline=True),
                   _html(card.background, root), _html(card.question, root, inline=True),
                   _html(card.answer, root), html.escape(_source(card))]
-        deck.add_note(genanki.Note(model=model, fields=fields, guid=note_guid(card), tags=card.tags))
+        deck.add_note(genanki.Note(model=model, fields=fields, guid=(guids or {}).get(card.key) or note_guid(card), tags=card.tags))
     genanki.Package(deck).write_to_file(str(out), timestamp=timestamp)
 
 
@@ -253,12 +253,16 @@ def _replace_atomically(out: Path, write: Callable[[Path], None]) -> None:
 
 
 def export_cards(paths: list[Path | str], fmt: str, out: Path | str, root: Path | str | None = None,
-                 timestamp: float | None = None, force: bool = False) -> list[Card]:
+                 timestamp: float | None = None, force: bool = False, lock: Path | str | None = None,
+                 record: bool = True) -> list[Card]:
     """Write the cards of the pages under paths to out in fmt (anki, csv or flashcards).
 
+    Note GUIDs come from the lock file (default root/cards.lock.json); with record, the ids of
+    cards under root/docs that it lacks are added to it after the export (never changing an entry).
     Returns the cards written. Raises CardProblems (nothing written) when a card page has
-    problems, a page cannot be read or there are no cards; FileExistsError when out exists and
-    force is False; ValueError for an unknown format. out is written whole or not at all.
+    problems, a page cannot be read, a card uses a retired id or there are no cards;
+    FileExistsError when out exists and force is False; LockError for a malformed lock file;
+    ValueError for an unknown format. out is written whole or not at all.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
@@ -270,13 +274,22 @@ def export_cards(paths: list[Path | str], fmt: str, out: Path | str, root: Path 
     if out.is_dir():
         raise IsADirectoryError(f"{out} is a folder: name a file to write")
     pages, cards = load_cards(paths, root)
+    lock_path = Path(lock) if lock is not None else root / LOCK_NAME
+    entries = read_lock(lock_path)
+    guids, added, problems = assign_guids(cards, entries, lock_path.name)
+    if problems:
+        raise CardProblems(problems)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "anki":
-        _replace_atomically(out, lambda tmp: write_anki(cards, tmp, root, timestamp))
+        _replace_atomically(out, lambda tmp: write_anki(cards, tmp, root, timestamp, guids))
     elif fmt == "csv":
         _replace_atomically(out, lambda tmp: write_csv(cards, tmp, root))
     else:
         _replace_atomically(out, lambda tmp: tmp.write_text(to_flashcards(pages), encoding="utf-8"))
+    site = {c.id for c in cards if Path(c.file).parts[:1] == (SITE_DOCS,)}
+    first_published = {i: e for i, e in added.items() if i in site}
+    if record and first_published:
+        write_lock(lock_path, {**entries, **first_published})
     return cards
 
 
