@@ -158,6 +158,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _add_subcommands(cards: argparse.ArgumentParser) -> None:
+    from .export import FORMATS   # genanki is imported only when a deck is written
+
     cards.set_defaults(func=_usage(cards), cards_command="")
     sub = cards.add_subparsers(dest="cards_command", metavar="{check,import,export}")
 
@@ -180,9 +182,12 @@ def _add_subcommands(cards: argparse.ArgumentParser) -> None:
     imp.add_argument("--root", default=".", help="repository root; imported ids avoid those under ROOT/docs")
     imp.set_defaults(func=cmd_import)
 
-    exp = sub.add_parser("export", help="write the cards as an Anki deck, a CSV or flashcard text",
-                         description="Export the cards under PATHS (default docs/).")
-    exp.add_argument("--format", required=True, choices=["anki", "csv", "flashcards"])
+    exp = sub.add_parser("export", help="write the cards as an Anki deck, CrowdAnki JSON, a CSV or flashcard text",
+                         description="Export the cards under PATHS (default docs/). Note GUIDs come from "
+                                     "ROOT/cards.lock.json; the ids of new cards under ROOT/docs are added to it.")
+    exp.add_argument("--format", required=True, choices=list(FORMATS),
+                     help="anki: an .apkg; crowdanki: a folder with deck.json and media/ (a .zip of it when "
+                          "FILE ends in .zip); csv; flashcards: the flashcard text format")
     exp.add_argument("--out", required=True, metavar="FILE")
     exp.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     exp.add_argument("paths", nargs="*", default=["docs"], metavar="PATHS", help="pages or folders (default: docs)")
