@@ -113,8 +113,8 @@ def test_check_reports_entries_on_no_page_and_cards_with_no_entry(site, capsys, 
     assert out == ['cards.lock.json:4: card id "card-gone" is on no page: put the card back, or mark it '
                    '"retired": "<why>" (never delete the entry)',
                    'docs/families/flows.md:3: card id "card-three" has no GUID in cards.lock.json: run gdl-ref cards '
-                   "export, then commit the file",
-                   'docs/intro.md:11: card id "card-two" has no GUID in cards.lock.json: run gdl-ref cards export, '
+                   "lock, then commit the file",
+                   'docs/intro.md:11: card id "card-two" has no GUID in cards.lock.json: run gdl-ref cards lock, '
                    "then commit the file"]
 
 
@@ -157,3 +157,16 @@ def test_exporting_the_site_leaves_the_committed_entries_as_they_are(tmp_path):
     before = read_lock(lock)
     export_cards([ROOT / "docs"], "csv", tmp_path / "all.csv", root=ROOT, lock=lock)
     assert read_lock(lock) == before
+
+
+def test_cards_lock_adds_new_ids_only(site, capsys, monkeypatch):
+    monkeypatch.chdir(site)
+    assert main(["lock"]) == 0
+    assert capsys.readouterr().out == "added 3 ids to cards.lock.json: card-one, card-three, card-two\n"
+    before = (site / LOCK_NAME).read_text(encoding="utf-8")
+    assert main(["lock"]) == 0 and capsys.readouterr().out == "added 0 ids to cards.lock.json\n"
+    assert (site / LOCK_NAME).read_text(encoding="utf-8") == before
+    (site / LOCK_NAME).write_text(before.replace('"card-two": {"guid": "', '"card-two": {"retired": "gone", "guid": "'),
+                                  encoding="utf-8")
+    assert main(["lock"]) == 1
+    assert 'docs/intro.md:11: card id "card-two" is retired in cards.lock.json ("gone")' in capsys.readouterr().out

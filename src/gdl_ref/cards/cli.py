@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["add_parser", "main", "cmd_check", "cmd_import", "cmd_export"]
+__all__ = ["add_parser", "main", "cmd_check", "cmd_import", "cmd_export", "cmd_lock"]
 
 
 def _err(message: str) -> None:
@@ -142,6 +142,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+@_guarded
+def cmd_lock(args: argparse.Namespace) -> int:
+    """Add the ids of new cards under ROOT/docs to ROOT/cards.lock.json (never changing an entry)."""
+    from .export import CardProblems, lock_site
+    from .lock import LOCK_NAME, LockError
+
+    root = Path(args.root)
+    if not (root / "docs").is_dir():
+        _err(f"gdl-ref cards lock: no docs folder under {root}")
+        return 2
+    try:
+        added = lock_site(root)
+    except CardProblems as exc:
+        for problem in exc.problems:
+            print(problem)
+        _err(f"gdl-ref cards lock: nothing written: {len(exc.problems)} problems in the cards (listed above)")
+        return 1
+    except LockError as exc:
+        _err(f"gdl-ref cards lock: {exc}")
+        return 2
+    print(f"added {len(added)} ids to {root / LOCK_NAME}" + (f": {', '.join(added)}" if added else ""))
+    return 0
+
+
 def _usage(parser: argparse.ArgumentParser):
     def show(args: argparse.Namespace) -> int:
         parser.print_help(sys.stderr)
@@ -161,7 +185,7 @@ def _add_subcommands(cards: argparse.ArgumentParser) -> None:
     from .export import FORMATS   # genanki is imported only when a deck is written
 
     cards.set_defaults(func=_usage(cards), cards_command="")
-    sub = cards.add_subparsers(dest="cards_command", metavar="{check,import,export}")
+    sub = cards.add_subparsers(dest="cards_command", metavar="{check,import,export,lock}")
 
     check = sub.add_parser("check", help="validate cards: every problem as file:line: message",
                            description="Validate the chapter pages under PATHS (default docs/): card structure, "
@@ -181,6 +205,12 @@ def _add_subcommands(cards: argparse.ArgumentParser) -> None:
     imp.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     imp.add_argument("--root", default=".", help="repository root; imported ids avoid those under ROOT/docs")
     imp.set_defaults(func=cmd_import)
+
+    lock = sub.add_parser("lock", help="give new cards their Anki note GUIDs in cards.lock.json",
+                          description="Add the ids of the cards under ROOT/docs that ROOT/cards.lock.json lacks, "
+                                      "each with its Anki note GUID; no entry is ever changed or removed.")
+    lock.add_argument("--root", default=".", help="repository root (default: .)")
+    lock.set_defaults(func=cmd_lock)
 
     exp = sub.add_parser("export", help="write the cards as an Anki deck, CrowdAnki JSON, a CSV or flashcard text",
                          description="Export the cards under PATHS (default docs/). Note GUIDs come from "

@@ -33,7 +33,7 @@ from .crowdanki import write_crowdanki
 from .embeds import expand
 from .fences import classify
 from .importer import KEYWORD_LINE
-from .lock import LOCK_NAME, assign_guids, new_guid, read_lock, write_lock
+from .lock import LOCK_NAME, LockEntry, assign_guids, new_guid, read_lock, write_lock
 from .model import Card, Page, Problem
 from .notetype import DECK_DESCRIPTION, DECK_ID, DECK_NAME, MODEL_ID, note_model
 from .render import readable_markdown, ship_figures, to_html
@@ -42,7 +42,7 @@ from .validate import DOCS as SITE_DOCS
 from .validate import validate_paths
 
 __all__ = ["CardProblems", "DECK_ID", "MODEL_ID", "FORMATS", "build_deck", "export_cards", "load_cards",
-           "note_guid", "to_flashcards", "expand_snippet", "csv_cell"]
+           "note_guid", "to_flashcards", "expand_snippet", "csv_cell", "lock_site", "deck_notes"]
 
 FORMATS = ("anki", "csv", "flashcards", "crowdanki")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -262,11 +262,34 @@ def export_cards(paths: list[Path | str], fmt: str, out: Path | str, root: Path 
         _replace_atomically(out, lambda tmp: write_csv(cards, tmp, root))
     else:
         _replace_atomically(out, lambda tmp: tmp.write_text(to_flashcards(pages), encoding="utf-8"))
+    if record:
+        _record(lock_path, entries, added, cards)
+    return cards
+
+
+def _record(lock_path: Path, entries: dict[str, LockEntry], added: dict[str, LockEntry], cards: list[Card]
+            ) -> list[str]:
+    """Add to the lock the entries of `added` whose cards are on the site (root/docs); return their ids."""
     site = {c.id for c in cards if Path(c.file).parts[:1] == (SITE_DOCS,)}
     first_published = {i: e for i, e in added.items() if i in site}
-    if record and first_published:
+    if first_published:
         write_lock(lock_path, {**entries, **first_published})
-    return cards
+    return sorted(first_published)
+
+
+def lock_site(root: Path | str, lock: Path | str | None = None) -> list[str]:
+    """Give every card under root/docs that the lock lacks its GUID, in the lock file; return the ids added.
+
+    Raises CardProblems when a card page has problems or a card uses a retired id.
+    """
+    root = Path(root)
+    lock_path = Path(lock) if lock is not None else root / LOCK_NAME
+    _, cards = load_cards([root / SITE_DOCS], root)
+    entries = read_lock(lock_path)
+    _, added, problems = assign_guids(cards, entries, lock_path.name)
+    if problems:
+        raise CardProblems(problems)
+    return _record(lock_path, entries, added, cards)
 
 
 def build_deck(docs_dir: Path | str, out_path: Path | str) -> int:

@@ -27,7 +27,7 @@ __all__ = ["LOCK_NAME", "LockEntry", "LockError", "read_lock", "write_lock", "lo
            "lock_changes", "lock_problems", "new_guid"]
 
 LOCK_NAME = "cards.lock.json"
-ABOUT = ("Anki note GUIDs of the site's cards, by card id. Entries are added by `gdl-ref cards export`, "
+ABOUT = ("Anki note GUIDs of the site's cards, by card id. Entries are added by `gdl-ref cards lock` (or export), "
          "never changed or removed; a card taken off the site is marked retired. See CONTRIBUTING.md.")
 
 
@@ -148,6 +148,6 @@ def lock_problems(path: Path | str, cards: list[Card]) -> list[Problem]:
                                                '"retired": "<why>" (never delete the entry)')
                 for i, e in entries.items() if not e.retired and i not in on_site]
     problems += [Problem(c.file, c.line, f'card id "{c.id}" has no GUID in {path.name}: run '
-                                         "gdl-ref cards export, then commit the file")
+                                         "gdl-ref cards lock, then commit the file")
                  for c in cards if c.id not in entries]
     return sorted(problems)
