@@ -45,7 +45,7 @@ def query(html: str) -> dict[str, str]:
 
 def test_a_card_gets_a_footer_after_its_question_and_a_section_none():
     html = render(PAGE)
-    assert html.count('class="card-meta"') == 1
+    assert html.count('<p class="card-meta" data-search-exclude="">') == 1
     question_end = html.index("</details>")
     assert html.index('class="card-meta"') > question_end > 0
     assert html.index('class="card-meta"') < html.index("<h2>References</h2>")

@@ -170,3 +170,14 @@ def test_cards_lock_adds_new_ids_only(site, capsys, monkeypatch):
                                   encoding="utf-8")
     assert main(["lock"]) == 1
     assert 'docs/intro.md:11: card id "card-two" is retired in cards.lock.json ("gone")' in capsys.readouterr().out
+
+
+def test_import_avoids_retired_ids(tmp_path, capsys):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / LOCK_NAME).write_text(lock_text({"first-card": LockEntry("g1", retired="merged")}), encoding="utf-8")
+    (tmp_path / "f.txt").write_text("# Flashcards: T\n\n---\n\n#### First card\nB.\n\n:p Q?\n??x\nA.\nx??\n\n---\n",
+                                    encoding="utf-8")
+    assert main(["import", str(tmp_path / "f.txt"), "--root", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert "## First card {#first-card-2}" in out
+    assert 'id "first-card" is taken (cards.lock.json (retired: merged))' in err

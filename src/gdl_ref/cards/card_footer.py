@@ -3,7 +3,7 @@ with it, and which version of the code it was checked against.
 
 After a card's question (the ``<details class="question">`` of ``??? question``) it adds::
 
-    <p class="card-meta"><small><a href="…/issues/new?title=…&body=…">Report a problem with this card</a>
+    <p class="card-meta" data-search-exclude><small><a href="…/issues/new?title=…&body=…">Report a problem with this card</a>
     · Verified with gdl-ref 0.1.0 on 2026-11-28</small></p>
 
 - The report link opens a new issue on ``repo_url`` (mkdocs.yml), its title and body filled with the
@@ -144,7 +144,7 @@ class _CardFooter(Treeprocessor):
                             None)
             if question is None:
                 continue
-            meta = etree.Element("p", {"class": "card-meta"})
+            meta = etree.Element("p", {"class": "card-meta", "data-search-exclude": ""})   # not search text
             small = etree.SubElement(meta, "small")
             if repo_url:
                 link = etree.SubElement(small, "a", {"class": "card-report", "href": report_url(

@@ -85,6 +85,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     """Turn a flashcard text file into a chapter page; report what was changed or not mapped."""
     from .importer import ImportFailed, import_flashcards
+    from .lock import LOCK_NAME, LockError, retired_ids
     from .validate import site_ids
 
     source = Path(args.file)
@@ -101,10 +102,14 @@ def cmd_import(args: argparse.Namespace) -> int:
         _err(f"gdl-ref cards import: {out} exists: pass --force to overwrite it")
         return 2
     try:
-        result = import_flashcards(text, args.chapter, site_ids(Path(args.root), {out} if out else set()))
+        taken = {**retired_ids(Path(args.root) / LOCK_NAME), **site_ids(Path(args.root), {out} if out else set())}
+        result = import_flashcards(text, args.chapter, taken)
     except ImportFailed as exc:
         _err(f"gdl-ref cards import: {source}: {exc}")
         return 1
+    except LockError as exc:
+        _err(f"gdl-ref cards import: {exc}")
+        return 2
     page_name = str(out) if out else "<page>"
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from .model import Card, Problem
 
 __all__ = ["LOCK_NAME", "LockEntry", "LockError", "read_lock", "write_lock", "lock_text", "assign_guids",
-           "lock_changes", "lock_problems", "new_guid"]
+           "lock_changes", "lock_problems", "new_guid", "retired_ids"]
 
 LOCK_NAME = "cards.lock.json"
 ABOUT = ("Anki note GUIDs of the site's cards, by card id. Entries are added by `gdl-ref cards lock` (or export), "
@@ -131,6 +131,11 @@ def assign_guids(cards: list[Card], entries: dict[str, LockEntry], lock_name: st
             entry = added.setdefault(card.id, LockEntry(new_guid(card)))
         guids[card.key] = entry.guid
     return guids, added, problems
+
+
+def retired_ids(path: Path | str) -> dict[str, str]:
+    """The retired ids of the lock at `path`, each mapped to where it is recorded (ids never to use again)."""
+    return {i: f"{Path(path).name} (retired: {e.retired})" for i, e in read_lock(path).items() if e.retired}
 
 
 def lock_problems(path: Path | str, cards: list[Card]) -> list[Problem]:
