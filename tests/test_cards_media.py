@@ -70,3 +70,12 @@ def test_an_inline_picture_needs_no_media(repo, tmp_path):
     export_cards([page], "anki", out, root=repo)
     media, (fields,) = deck(out, tmp_path)
     assert media == {} and 'src="data:image/gif;base64,' in fields
+
+
+def test_a_raw_html_figure_in_single_quotes_ships_too(repo, tmp_path):
+    page = repo / "docs" / "families" / "figures.md"
+    page.write_text(PAGE.format(figure="<img alt='t' src='../assets/tree.svg'>"), encoding="utf-8")
+    out = tmp_path / "deck.apkg"
+    export_cards([page], "anki", out, root=repo)
+    media, (fields,) = deck(out, tmp_path)
+    assert list(media) == ["gdl-ref_docs_assets_tree.svg"] and "src='gdl-ref_docs_assets_tree.svg'" in fields

@@ -30,7 +30,7 @@ __all__ = ["readable_markdown", "protect_math", "to_html", "ship_figures", "MEDI
 MATHJAX = {r"\argmax": r"\operatorname*{arg\,max}", r"\argmin": r"\operatorname*{arg\,min}"}
 MATHJAX_SPELLING = re.compile(r"\\arg(max|min)(?![A-Za-z])")
 MARKER_LINE = re.compile(r"^\s*<!--[-\s]*pytest[-.].*-->\s*$")
-IMG_SRC = re.compile(r'(<img\b[^>]*?\bsrc=")([^"]*)(")', re.I)
+IMG_SRC = re.compile(r"""(<img\b[^>]*?\bsrc=(["']))(.*?)(\2)""", re.I | re.S)
 MEDIA_PREFIX = "gdl-ref_"
 
 
@@ -130,7 +130,7 @@ def ship_figures(fields: list[str], card: Card, root: Path) -> tuple[list[str], 
     root_resolved = Path(root).resolve()
 
     def point(m: re.Match) -> str:
-        src = html.unescape(m.group(2))
+        src = html.unescape(m.group(3))
         if src.startswith("data:"):
             return m.group(0)   # the picture is inside the tag already
         try:
@@ -140,6 +140,6 @@ def ship_figures(fields: list[str], card: Card, root: Path) -> tuple[list[str], 
             return m.group(0)
         name = MEDIA_PREFIX + "_".join(target.relative_to(root_resolved).parts)
         media[name] = target
-        return m.group(1) + html.escape(name) + m.group(3)
+        return m.group(1) + html.escape(name) + m.group(4)
 
     return [IMG_SRC.sub(point, f) for f in fields], media, problems
