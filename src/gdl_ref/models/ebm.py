@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from gdl_ref import data as gdata
 from gdl_ref.likelihood import evaluating
 from gdl_ref.models.registry import FamilyConfig
+from gdl_ref.models.spaces import Points, SignedImages
 
 __all__ = ["EBMConfig", "EBM", "ImageEBM", "PointEBM", "langevin", "contrastive_divergence", "config_for", "build"]
 
@@ -213,7 +214,7 @@ class EBM(nn.Module):
         return self.to_data(x)
 
 
-class ImageEBM(EBM):
+class ImageEBM(SignedImages, EBM):
     """Strided convs with SiLU (smooth, so grad_x E is smooth) on dequantised digits in [-1, 1)."""
 
     def __init__(self, config: EBMConfig) -> None:
@@ -226,17 +227,8 @@ class ImageEBM(EBM):
         )
         super().__init__(config, net, gdata.DIGIT_SHAPE)
 
-    def prepare(self, x: Tensor) -> Tensor:
-        """Digits (B, 1, 8, 8) levels -> dequantised, 2y - 1 in [-1, 1)."""
-        gdata.check_digits(x)
-        return gdata.dequantize_signed(x)
 
-    def to_data(self, x: Tensor) -> Tensor:
-        """[-1, 1] -> levels 0..16, int64 (n, 1, 8, 8)."""
-        return gdata.quantize_signed(x)
-
-
-class PointEBM(EBM):
+class PointEBM(Points, EBM):
     """An MLP energy with SiLU on 2-D points."""
 
     def __init__(self, config: EBMConfig) -> None:
@@ -244,13 +236,6 @@ class PointEBM(EBM):
         net = nn.Sequential(nn.Linear(2, w), nn.SiLU(), nn.Linear(w, w), nn.SiLU(), nn.Linear(w, w), nn.SiLU(),
                             nn.Linear(w, 1))
         super().__init__(config, net, (2,))
-
-    def prepare(self, x: Tensor) -> Tensor:
-        gdata.check_points(x)
-        return x
-
-    def to_data(self, x: Tensor) -> Tensor:
-        return x
 
 
 config_for = EBMConfig.for_data

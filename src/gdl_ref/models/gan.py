@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from gdl_ref import data as gdata
 from gdl_ref.likelihood import evaluating
 from gdl_ref.models.registry import FamilyConfig
+from gdl_ref.models.spaces import Points, SignedImages
 
 __all__ = ["GANConfig", "GAN", "ImageGAN", "PointGAN", "gradient_penalty", "config_for", "build", "OBJECTIVES"]
 
@@ -292,7 +293,7 @@ class GAN(nn.Module):
         return self.to_data(self.generate(n, self._labels(y, n)))
 
 
-class ImageGAN(GAN):
+class ImageGAN(SignedImages, GAN):
     """DCGAN-style conv generator and critic on digits: dequantised images in [-1, 1), samples quantised back."""
 
     def __init__(self, config: GANConfig) -> None:
@@ -300,17 +301,8 @@ class ImageGAN(GAN):
         super().__init__(config, _ConvGenerator(config.z_dim + (N_CLASSES if config.conditional else 0),
                                                 config.width), critic, critic.out_features)
 
-    def prepare(self, x: Tensor) -> Tensor:
-        """Digits (B, 1, 8, 8) levels -> dequantised, 2y - 1 in [-1, 1)."""
-        gdata.check_digits(x)
-        return gdata.dequantize_signed(x)
 
-    def to_data(self, out: Tensor) -> Tensor:
-        """[-1, 1] -> levels 0..16, int64 (n, 1, 8, 8)."""
-        return gdata.quantize_signed(out)
-
-
-class PointGAN(GAN):
+class PointGAN(Points, GAN):
     """MLP generator and critic on 2-D points (Gulrajani et al.'s toy networks); no labels."""
 
     def __init__(self, config: GANConfig) -> None:
@@ -319,13 +311,6 @@ class PointGAN(GAN):
         w = config.width
         super().__init__(config, _mlp(config.z_dim, w, 2, nn.ReLU),
                          _mlp(2, w, w, lambda: nn.LeakyReLU(0.2))[:-1], w)  # features (B, w)
-
-    def prepare(self, x: Tensor) -> Tensor:
-        gdata.check_points(x)
-        return x
-
-    def to_data(self, out: Tensor) -> Tensor:
-        return out
 
 
 config_for = GANConfig.for_data
