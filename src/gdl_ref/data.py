@@ -5,6 +5,8 @@
 * **Dequantisation** -- a continuous density p_y on y = (x + u) / 17, u ~ U[0, 1)^64, bounds the discrete
   likelihood: -log P(x) <= E_u[-log p_y(y)] + 64 log 17 (Theis, van den Oord & Bethge, 2016,
   "A note on the evaluation of generative models", section 3.1).
+* **Levels as numbers** -- the one place that maps levels 0..16 to [-1, 1] and back (bin centres, or
+  dequantised), and checks a batch of digits or of 2-D points, for every model.
 * **2-D toys** -- ``moons``, ``8gaussians``, ``checkerboard``, ``ring``: each a sampler from a seed, its
   true log density, and its differential entropy H = -E[log p(X)] in nats (exact where closed-form,
   otherwise a seeded Monte-Carlo estimate with its standard error). A model's test NLL minus H is its
@@ -33,7 +35,8 @@ from torch import Tensor
 
 __all__ = [
     "DIGIT_LEVELS", "DIGIT_SHAPE", "DIGIT_DIMS", "DIGIT_SPLITS", "TOY_NAMES", "TOY_SPLITS",
-    "Entropy", "digits", "dequantize", "quantize", "signed_view", "toy", "toy_log_prob", "toy_entropy",
+    "Entropy", "digits", "dequantize", "quantize", "levels_to_signed", "signed_to_levels", "dequantize_signed",
+    "quantize_signed", "check_digits", "check_points", "toy", "toy_log_prob", "toy_entropy",
     "mc_entropy", "load", "cache_dir", "IDXError", "read_idx", "file_sha256", "load_mnist",
     "MNIST_FILES",
 ]
@@ -83,21 +86,50 @@ def dequantize(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
     return (x.float() + u) / DIGIT_LEVELS  # y = (x + u) / 17
 
 
-def signed_view(x: Tensor, image: bool) -> Tensor:
-    """Data as a critic or an energy sees it: digits (B, 1, 8, 8) levels -> dequantised, 2y - 1 in [-1, 1);
-    toy points (B, 2) -> float. A wrong shape is a ValueError naming the expected one."""
-    if image:
-        if x.dim() != 4 or tuple(x.shape[1:]) != DIGIT_SHAPE:
-            raise ValueError(f"expected x of shape (B, 1, 8, 8), got {tuple(x.shape)}")
-        return dequantize(x) * 2 - 1  # y = (x + u) / 17 in [0, 1) -> [-1, 1)
-    if x.dim() != 2 or x.shape[1] != 2:
-        raise ValueError(f"expected x of shape (B, 2), got {tuple(x.shape)}")
-    return x.float()
-
-
 def quantize(y: Tensor) -> Tensor:
     """x = clamp(floor(17 y), 0, 16): continuous samples back to integer levels (int64)."""
     return torch.floor(y * DIGIT_LEVELS).clamp(0, DIGIT_LEVELS - 1).long()
+# --8<-- [end:dequantize]
+
+
+# --8<-- [start:levels]
+def levels_to_signed(x: Tensor) -> Tensor:
+    """Levels 0..16 -> the centres of 17 equal bins of [-1, 1]: v = 2x / 16 - 1 (float)."""
+    return 2 * x.float() / (DIGIT_LEVELS - 1) - 1
+
+
+def signed_to_levels(v: Tensor) -> Tensor:
+    """The inverse of ``levels_to_signed`` for any v: the level whose bin centre is nearest, int64 0..16."""
+    top = DIGIT_LEVELS - 1
+    return ((v + 1) * top / 2).round().clamp(0, top).long()
+
+
+def dequantize_signed(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Levels 0..16 -> dequantised floats 2y - 1 in [-1, 1), y = (x + u) / 17: the input of a critic or an energy."""
+    return dequantize(x, generator) * 2 - 1
+
+
+def quantize_signed(v: Tensor) -> Tensor:
+    """The inverse of ``dequantize_signed``: floats in [-1, 1] -> levels 0..16, x = quantize((v + 1) / 2)."""
+    return quantize((v + 1) / 2)
+
+
+def check_digits(x: Tensor, name: str = "x", shape: tuple[int, ...] = DIGIT_SHAPE, levels: int = DIGIT_LEVELS) -> None:
+    """ValueError naming ``name`` unless x is integer levels 0..levels-1 of shape (B, *shape) (digits by default)."""
+    want = f"(B, {', '.join(map(str, shape))})"
+    if x.ndim != 1 + len(shape) or tuple(x.shape[1:]) != tuple(shape) or x.dtype.is_floating_point:
+        raise ValueError(f"expected {name} of shape {want}, got {tuple(x.shape)} of dtype {x.dtype} "
+                         f"(integer levels 0..{levels - 1} needed)")
+    if x.numel() and (int(x.min()) < 0 or int(x.max()) > levels - 1):
+        raise ValueError(f"expected {name} in levels 0..{levels - 1}; got {int(x.min())}..{int(x.max())}")
+
+
+def check_points(x: Tensor, dims: int = 2, name: str = "x") -> None:
+    """ValueError naming ``name`` unless x is floating-point points of shape (B, dims)."""
+    if x.ndim != 2 or x.shape[1] != dims or not x.dtype.is_floating_point:
+        raise ValueError(f"expected {name} of shape (B, {dims}), got {tuple(x.shape)} of dtype {x.dtype} "
+                         "(floating-point points needed)")
+# --8<-- [end:levels]
 # --8<-- [end:dequantize]
 
 
