@@ -149,7 +149,11 @@ def _replace_folder(new: Path, path: Path) -> None:
     else:  # two renames: between them the previous checkpoint is complete under the name .NAME.old-*
         old = _sibling(path, "old")
         os.rename(path, old)
-        os.rename(new, path)
+        try:
+            os.rename(new, path)
+        except BaseException:
+            os.rename(old, path)  # the previous checkpoint takes its name back
+            raise
         shutil.rmtree(old)
     _fsync_dir(path.parent)
 
@@ -160,10 +164,10 @@ def _sibling(path: Path, kind: str) -> Path:
 
 def _check_replaceable(path: Path) -> None:
     if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} is a file, not a checkpoint folder; not replacing it")
+        raise FileExistsError(f"{path}: a file, not a checkpoint folder; not replacing it")
     if path.is_dir() and any(path.iterdir()) and not is_checkpoint(path):
         extra = sorted(p.name for p in path.iterdir() if p.name not in FILES)[:3]
-        raise FileExistsError(f"{path} holds files that are not a checkpoint's ({', '.join(extra)}, ...); "
+        raise FileExistsError(f"{path}: holds files that are not a checkpoint's ({', '.join(extra)}, ...); "
                               f"not replacing it: choose an empty or new folder")
 
 
@@ -321,7 +325,7 @@ def _mismatch(expected: dict[str, Tensor], found: dict[str, Tensor]) -> Iterator
         yield f"{len(unexpected)} unexpected (first: {unexpected[0]})"
     if shapes:
         k = shapes[0]
-        yield f"{len(shapes)} of another shape (first: {k} {_shape(found[k])}, the model has {_shape(expected[k])})"
+        yield f"{len(shapes)} of {len(expected)} tensors of another shape (first: {k} {_shape(found[k])}, the model has {_shape(expected[k])})"
 
 
 def load_weights(model: nn.Module, state: dict[str, Tensor], file: str | Path) -> None:
