@@ -253,7 +253,7 @@ def _verified(file: Path, record: dict[str, Any] | None) -> bytes:
         return data
     if len(data) != record["bytes"]:
         kind = "truncated" if len(data) < record["bytes"] else "longer than written"
-        raise CheckpointError(f"{file}: {kind}: {len(data)} bytes, meta.json records {record['bytes']}")
+        raise CheckpointError(f"{file}: {kind}: {len(data)} bytes, meta.json records {record['bytes']} bytes")
     digest = hashlib.sha256(data).hexdigest()
     if digest != record["sha256"]:
         raise CheckpointError(f"{file}: SHA-256 {digest[:16]}... differs from {record['sha256'][:16]}... recorded "

@@ -48,8 +48,8 @@ class EMA:
     """Exponential moving average of the weights: theta_ema <- d * theta_ema + (1 - d) * theta.
 
     With ``step`` given, d = min(decay, (1 + step) / (10 + step)): early on the average forgets the
-    random initial weights quickly (after 2,000 steps a plain 0.999 would still hold 0.999^2000 = 14 %
-    of them). The warm-up is the ``num_updates`` rule of TensorFlow's ExponentialMovingAverage.
+    random initial weights quickly (after 2,000 steps a plain 0.999 would still hold a share
+    0.999^2000 = exp(2000 ln 0.999), about e^-2, of them). The warm-up is the ``num_updates`` rule of TensorFlow's ExponentialMovingAverage.
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
