@@ -177,6 +177,8 @@ def test_read_idx_roundtrip_raw_gz_and_int32(tmp_path):
     ("header", "header truncated"),
     ("gzip", "cannot decompress"),
     ("empty", "bad magic"),
+    ("deflate", "cannot decompress"),
+    ("overflow", "truncated"),
 ])
 def test_read_idx_errors_name_the_file(tmp_path, case, message):
     good = _idx_bytes(np.zeros((4, 5), dtype=np.uint8))
@@ -188,6 +190,10 @@ def test_read_idx_errors_name_the_file(tmp_path, case, message):
         "header": good[:6],
         "gzip": gzip.compress(good)[:-10],
         "empty": b"",
+        # a valid gzip header whose deflate stream is garbage (zlib.error inside gzip)
+        "deflate": gzip.compress(good)[:10] + b"\xff" * 40,
+        # sizes whose product is 2**64, which wraps to 0 in int64: an empty body must not pass the size check
+        "overflow": bytes([0, 0, 0x08, 3]) + struct.pack(">III", 2**31, 2**31, 4),
     }
     path = tmp_path / f"bad-{case}.idx"
     path.write_bytes(blobs[case])
@@ -227,8 +233,9 @@ def test_load_mnist_tiny_unpacked_files(tmp_path, monkeypatch):
     assert data.load_mnist("test", root=tmp_path, sha256=pinned)[1].tolist() == [7, 2, 1]
     # wrong image count and bad labels
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx_bytes(np.array([7, 2, 11], dtype=np.uint8)))
-    with pytest.raises(data.IDXError, match="label 11"):
+    with pytest.raises(data.IDXError, match="label 11") as info:
         data.load_mnist("test", root=tmp_path)
+    assert str(info.value).startswith(f"{tmp_path / 't10k-labels-idx1-ubyte'}:")  # the file read, not a .gz
     monkeypatch.setitem(data._MNIST_SPLITS, "test", ("t10k", 4))
     with pytest.raises(data.IDXError, match=r"t10k-images-idx3-ubyte: expected uint8 of shape \(4, 28, 28\)"):
         data.load_mnist("test", root=tmp_path)

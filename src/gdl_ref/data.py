@@ -26,6 +26,7 @@ import math
 import os
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -379,7 +380,7 @@ def read_idx(path: str | Path) -> np.ndarray:
             raw = fh.read()
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such IDX file") from None
-    except (OSError, EOFError) as err:  # corrupt or truncated gzip stream
+    except (OSError, EOFError, zlib.error) as err:  # corrupt or truncated gzip stream, bad deflate data
         raise IDXError(f"{path}: cannot decompress ({err})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise IDXError(f"{path}: bad magic number {raw[:4].hex() or '(empty)'}; expected 0000 + type "
@@ -389,7 +390,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise IDXError(f"{path}: header truncated or ndim={ndim} invalid")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a product past 2**63 cannot wrap around
     body = raw[4 + 4 * ndim:]
     if len(body) != expected:
         kind = "truncated" if len(body) < expected else "has trailing bytes"
@@ -436,7 +437,7 @@ def load_mnist(split: str = "train", *, kind: str = "mnist", root: str | Path | 
         raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(_MNIST_SPLITS)}")
     root = Path(root) if root is not None else cache_dir() / kind
     prefix, count = _MNIST_SPLITS[split]
-    arrays = []
+    arrays, paths = [], []
     for part, magic_ndim in (("images-idx3-ubyte.gz", 3), ("labels-idx1-ubyte.gz", 1)):
         name = f"{prefix}-{part}"
         path = _locate(name, root, MNIST_URLS[kind], download)
@@ -451,7 +452,8 @@ def load_mnist(split: str = "train", *, kind: str = "mnist", root: str | Path | 
         if arr.dtype != np.uint8 or arr.shape != want:
             raise IDXError(f"{path}: expected uint8 of shape {want}, got {arr.dtype} {arr.shape}")
         arrays.append(arr)
+        paths.append(path)
     images, labels = arrays
-    if labels.max() > 9:
-        raise IDXError(f"{root / f'{prefix}-labels-idx1-ubyte.gz'}: label {int(labels.max())} outside 0..9")
+    if labels.max() > 9:  # the file actually read: the .gz or its unpacked copy
+        raise IDXError(f"{paths[1]}: label {int(labels.max())} outside 0..9")
     return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
