@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .embeds import ref_problem
+
 __all__ = ["Fence", "KINDS", "classify", "audit_file", "audit_paths", "fence_problems",
            "resolve_snippet", "REASON_HINT"]
 
@@ -66,17 +68,8 @@ class Fence:
 
 
 def resolve_snippet(ref: str, root: Path) -> str | None:
-    """None when `path[:section]` resolves against root (pymdownx.snippets base_path), else why not."""
-    path, _, section = ref.partition(":")
-    target = root / path
-    if not target.is_file():
-        return f'embedded file "{path}" does not exist'
-    if section and not re.fullmatch(r"[\d:,-]+", section):  # a name, not line numbers
-        text = target.read_text(encoding="utf-8")
-        missing = [m for m in (f"[start:{section}]", f"[end:{section}]") if m not in text]
-        if missing:
-            return f'section "{section}" not found in {path} (no {" or ".join(missing)} marker)'
-    return None
+    """None when `path[:section]` resolves inside root (and so does every snippet in it), else why not."""
+    return ref_problem(ref, root)
 
 
 def _marker_problem(path: str, idx: int, problem: str) -> Fence:
