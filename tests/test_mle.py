@@ -10,7 +10,7 @@ import torch
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from gdl_ref import data
-    from gdl_ref.lessons import mle
+from gdl_ref.lessons import mle
 from gdl_ref.train import fit
 
 
