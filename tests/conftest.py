@@ -122,7 +122,11 @@ def register_family(monkeypatch: pytest.MonkeyPatch, name: str, build: Callable[
 @pytest.fixture(scope="session")
 def zensical_site() -> SiteBuild:
     """Run the build step, then `zensical build --strict` into .cache/zensical-test-site/ (Zensical
-    writes only inside the project, and takes its output folder from `site_dir` in mkdocs.yml)."""
+    writes only inside the project, and takes its output folder from `site_dir` in mkdocs.yml), or
+    reuse GDL_REF_ZENSICAL_SITE_DIR."""
+    prebuilt = os.environ.get("GDL_REF_ZENSICAL_SITE_DIR")
+    if prebuilt:
+        return SiteBuild(Path(prebuilt), 0, "(prebuilt site, build log not captured)", "zensical")
     site_dir = ROOT / ".cache" / "zensical-test-site"
     shutil.rmtree(site_dir, ignore_errors=True)
     env = {**os.environ, "GDL_REF_SITE_OUT": str(site_dir)}

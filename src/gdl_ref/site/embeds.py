@@ -88,10 +88,11 @@ def embed_problems(text: str, root: Path, _seen: frozenset[Path] = frozenset()) 
         if isinstance(target, str):
             problems.append((index + 1, target))
             continue
-        why = resolve_snippet(f"{target.relative_to(os.path.realpath(root))}:{section}" if section else
-                              str(target.relative_to(os.path.realpath(root))), Path(os.path.realpath(root)))
+        base = Path(os.path.realpath(root))
+        relative = target.relative_to(base).as_posix()
+        why = resolve_snippet(f"{relative}:{section}" if section else relative, base)
         if why:
-            problems.append((index + 1, why.replace(str(target.relative_to(os.path.realpath(root))), path, 1)))
+            problems.append((index + 1, why.replace(f'"{relative}"', f'"{path}"').replace(f" in {relative} ", f" in {path} ")))
             continue
         if not section and target not in _seen and target.suffix in {".md", ".markdown", ".txt"}:
             inner = embed_problems(target.read_text(encoding="utf-8"), root, _seen | {target})
