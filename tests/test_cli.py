@@ -126,7 +126,7 @@ def test_round_trip_train_sample_evaluate(tmp_path, capsys, pixels_family):
     assert {p.name for p in out.iterdir()} == {"checkpoint", "metrics.json", "samples.png"}
     assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["family"] == "pixels" and metrics["steps"] == 60 and metrics["nll_bound"] == "exact"
+    assert metrics["family"] == "pixels" and metrics["steps"] == 60 and metrics["bound"] == "exact"
     assert metrics["test_nll"] < 64 * math.log(17)  # better than uniform after 60 steps
     assert metrics["test_bits_per_dim"] == pytest.approx(metrics["test_nll"] / (64 * math.log(2)))
     assert set(metrics["sample_quality"]) == {"fd", "kd", "mmd", "one_nn"} == set(metrics["sample_quality_floor"])
@@ -168,7 +168,7 @@ def test_round_trip_with_a_real_family_on_toys(tmp_path, capsys):
     out = tmp_path / "flow"
     assert cli.main(["train", "flow", "--data", "8gaussians", "--steps", "5", "--out", str(out), "--no-progress"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {"test_nll", "entropy", "kl_gap", "sample_quality"} <= set(metrics)
+    assert {"test_nll", "entropy", "kl", "kl_stderr", "sample_quality", "sample_quality_stderr"} <= set(metrics)
     assert {"modes_covered", "high_quality_share"} <= set(metrics["sample_quality"])
     assert cli.main(["evaluate", str(out / "checkpoint"), "--json"]) == 0
 

@@ -31,9 +31,11 @@ from typing import Any
 import torch
 
 from gdl_ref import data as gdata
+from gdl_ref.evaluate import evaluate_model
 from gdl_ref.models import registry as families
+from gdl_ref.sampling import draw
 
-__all__ = ["main", "build_parser", "evaluate_model", "save_samples"]
+__all__ = ["main", "build_parser", "save_samples"]
 
 EPILOG = """examples:
   gdl-ref train flow --data moons --seconds 30 --out runs/flow-moons
@@ -148,8 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="print a checkpoint's test NLL and sample-quality scores",
                               description="Evaluate the model in CHECKPOINT on the test split: NLL in nats per "
-                                          "example (bits/dim on digits, KL gap to the true entropy on toys) and "
-                                          "sample quality beside its train-vs-test floor.")
+                                          "example with its standard error (bits/dim on digits, the paired KL "
+                                          "from the true density on toys) and sample quality with bootstrap "
+                                          "standard errors beside its floor (mean +- sd over random train subsets).")
     evaluate.add_argument("checkpoint", metavar="CHECKPOINT")
     evaluate.add_argument("--samples", type=_positive(int), default=None, metavar="N",
                           help="samples for the quality scores (default: the test split's size)")
@@ -195,49 +198,6 @@ def _train_data(model: torch.nn.Module, name: str, split: str) -> torch.Tensor |
     return gdata.load(name, split)
 
 
-@torch.no_grad()
-def draw(model: torch.nn.Module, n: int, seed: int = 0, batch: int = 512, **sample_kwargs: Any) -> torch.Tensor:
-    """n samples on the CPU, drawn in batches under a fixed seed; ``sample_kwargs`` go to ``model.sample``."""
-    model.eval()
-    out = []
-    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
-        torch.manual_seed(seed)
-        for start in range(0, n, batch):
-            out.append(model.sample(min(batch, n - start), **sample_kwargs).detach().cpu())
-    return torch.cat(out)
-
-
-@torch.no_grad()
-def evaluate_model(model: torch.nn.Module, data: str, *, samples: int | None = None, seed: int = 0,
-                   device: str = "cpu", drawn: torch.Tensor | None = None) -> dict[str, Any]:
-    """Test NLL (nats/example, bits/dim or KL gap) and sample quality with its floor, as one dict.
-
-    ``drawn``: samples already drawn (else ``samples`` of them are drawn, default the test split's size).
-    """
-    from gdl_ref import metrics
-
-    model.to(device).eval()
-    test = gdata.load(data, "test")
-    result: dict[str, Any] = {"data": data, "model": type(model).__name__,
-                              "params": sum(p.numel() for p in model.parameters())}
-    if hasattr(model, "log_prob"):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            nll, stderr = metrics.mean_nll(model, test, device, batch=256)
-        result["nll_bound"] = getattr(model, "nll_bound", None)
-        result["test_nll"], result["test_nll_stderr"] = nll, stderr  # nats per example
-        if data == "digits":
-            result["test_bits_per_dim"] = float(metrics.bits_per_dim(nll, gdata.DIGIT_DIMS))
-        else:
-            h = gdata.toy_entropy(data)
-            result.update(entropy=h.nats, entropy_stderr=h.stderr, kl_gap=nll - h.nats)
-    if drawn is None:
-        drawn = draw(model, samples or len(test), seed=seed)
-    result["samples"] = len(drawn)
-    result["sample_quality"], result["sample_quality_floor"] = metrics.quality_with_floor(drawn, data)
-    return result
-
-
 def save_samples(samples: torch.Tensor, path: str | Path, title: str = "") -> Path:
     """Write samples: .png (an image grid for digits, a scatter plot for 2-D points), .npy or .pt."""
     path = Path(path)
@@ -280,15 +240,23 @@ def save_samples(samples: torch.Tensor, path: str | Path, title: str = "") -> Pa
     return path
 
 
+_GROUPS = ("sample_quality", "sample_quality_stderr", "sample_quality_floor", "sample_quality_floor_sd", "val", "train")
+
+
 def _print_metrics(result: dict[str, Any]) -> None:
-    floor = result.get("sample_quality_floor", {})
+    """One line a figure: a standard error beside each estimate, the floor (mean +- sd) beside each distance."""
     for key, value in result.items():
-        if key in ("sample_quality", "sample_quality_floor", "val", "train", "hparams"):
+        if key in _GROUPS or key == "hparams" or key.endswith("_stderr"):
             continue
-        print(f"{key:>20}: {value:.4f}" if isinstance(value, float) else f"{key:>20}: {value}")
+        se = result.get(f"{key}_stderr")
+        text = f"{value:.4f}" if isinstance(value, float) else f"{value}"
+        print(f"{key:>20}: {text}" + (f" +- {se:.4f}" if isinstance(se, float) else ""))
+    if result.get("kl_negative"):
+        print(f"{'':>20}  the KL estimate is below zero by more than its standard error: a finite test sample")
+    se, floor, sd = (result.get(k, {}) for k in _GROUPS[1:4])
     for key, value in result.get("sample_quality", {}).items():
-        extra = f"   (floor {floor[key]:.4f})" if key in floor else ""
-        print(f"{key:>20}: {value:.4f}{extra}")
+        extra = f"   (floor {floor[key]:.4f} +- {sd[key]:.4f})" if key in floor else ""
+        print(f"{key:>20}: {value:.4f} +- {se.get(key, float('nan')):.4f}{extra}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,7 +398,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 128 + caught["signal"]
     drawn = draw(model, args.samples or len(gdata.load(data_name, "test")), seed=seed)
     result = {"family": family,
-              **evaluate_model(model, data_name, seed=seed, device=device, drawn=drawn),
+              **evaluate_model(model, data_name, seed=seed, device=device, drawn=drawn).to_dict(),
               "steps": history.steps, "train_seconds": history.seconds, "stop_reason": history.stop_reason,
               "best_val": history.best_val, "val": history.val, "hparams": history.hparams,
               "optimizer_steps": history.optimizer_steps}
@@ -468,7 +436,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     device = _device(args.device)
     model, meta = _load(args.checkpoint, device)
     result = {"family": meta.get("family"), "step": meta.get("step"),
-              **evaluate_model(model, meta["data"], samples=args.samples, seed=args.seed, device=device)}
+              **evaluate_model(model, meta["data"], samples=args.samples, seed=args.seed, device=device).to_dict()}
     if args.json:
         print(json.dumps(result, indent=2))
     else:

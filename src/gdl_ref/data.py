@@ -9,8 +9,8 @@
   dequantised), and checks a batch of digits or of 2-D points, for every model.
 * **2-D toys** -- ``moons``, ``8gaussians``, ``checkerboard``, ``ring``: each a sampler from a seed, its
   true log density, and its differential entropy H = -E[log p(X)] in nats (exact where closed-form,
-  otherwise a seeded Monte-Carlo estimate with its standard error). A model's test NLL minus H is its
-  KL divergence from the truth.
+  otherwise a converged numerical integral). The paired mean over test points of log p(x) - log q(x)
+  estimates a model q's KL divergence from the truth (``gdl_ref.evaluate``).
 * **IDX files** -- MNIST and Fashion-MNIST read from a local folder or a cache folder (downloaded only
   when asked), with magic-number, size and checksum checks and errors naming the file.
 
@@ -38,7 +38,7 @@ __all__ = [
     "DIGIT_LEVELS", "DIGIT_SHAPE", "DIGIT_DIMS", "DIGIT_SPLITS", "TOY_NAMES", "TOY_SPLITS",
     "Entropy", "digits", "dequantize", "quantize", "levels_to_signed", "signed_to_levels", "dequantize_signed",
     "quantize_signed", "check_digits", "check_points", "toy", "toy_log_prob", "toy_entropy",
-    "mc_entropy", "load", "cache_dir", "IDXError", "read_idx", "file_sha256", "load_mnist",
+    "mc_entropy", "quadrature_entropy", "load", "cache_dir", "IDXError", "read_idx", "file_sha256", "load_mnist",
     "MNIST_FILES",
 ]
 
@@ -151,8 +151,16 @@ RING_RADIUS = 1.5
 RING_NOISE = 0.1
 CHECKER_AREA = 8.0  # 8 unit squares of the 4x4 board on [-2, 2]^2
 
-ENTROPY_SAMPLES = 40_000  # Monte-Carlo sample size for toy_entropy
-ENTROPY_SEED = 12345  # its seed (fixed: toy_entropy is deterministic)
+ENTROPY_SAMPLES = 40_000  # Monte-Carlo sample size of mc_entropy, the independent check of toy_entropy
+ENTROPY_SEED = 12345  # its seed (fixed: mc_entropy is deterministic)
+# Boxes ((x0, x1), (y0, y1)) that hold every toy's mass but ~e^-30 (at least 8 noise sigmas of margin),
+# and the starting panel width of quadrature_entropy (two noise sigmas for moons and ring, one for 8gaussians).
+ENTROPY_BOXES = {
+    "moons": ((-1.5 - 8 * MOONS_NOISE, 1.5 + 8 * MOONS_NOISE), (-0.75 - 8 * MOONS_NOISE, 0.75 + 8 * MOONS_NOISE)),
+    "8gaussians": ((-GAUSS8_RADIUS - 8 * GAUSS8_STD, GAUSS8_RADIUS + 8 * GAUSS8_STD),) * 2,
+    "ring": ((-RING_RADIUS - 8 * RING_NOISE, RING_RADIUS + 8 * RING_NOISE),) * 2,
+}
+ENTROPY_PANEL_WIDTH = 0.2
 
 
 class Entropy(NamedTuple):
@@ -273,25 +281,67 @@ def mc_entropy(name: str, n: int = ENTROPY_SAMPLES, seed: int = ENTROPY_SEED) ->
     return Entropy(float(nll.mean()), float(nll.std() / math.sqrt(n)), False)
 
 
-# mc_entropy(name) with the defaults above, stored so that toy_entropy costs nothing;
-# tests/test_data.py recomputes every entry and requires agreement to 1e-9.
-MC_ENTROPY_TABLE = {
-    "moons": (1.00628912318789, 0.0037205430157315257),
-    "8gaussians": (1.6875858534524726, 0.004931485836987585),
-    "ring": (1.3536025649260806, 0.0035142200517605787),
+def _gauss_legendre_grid(lo: float, hi: float, panels: int, nodes: int = 8) -> tuple[Tensor, Tensor]:
+    """Nodes (K,) and weights (K,) of the composite Gauss-Legendre rule on [lo, hi] (K = panels * nodes)."""
+    gx, gw = np.polynomial.legendre.leggauss(nodes)
+    edges = np.linspace(lo, hi, panels + 1)
+    half = (edges[1:] - edges[:-1])[:, None] / 2  # (P, 1)
+    x = (edges[:-1, None] + edges[1:, None]) / 2 + half * gx
+    return torch.tensor(x.ravel()), torch.tensor((half * gw).ravel())
+
+
+def _entropy_on_grid(name: str, panel_width: float) -> float:
+    """H = -int p log p dx over the toy's box, by a tensor-product composite Gauss-Legendre rule."""
+    (x0, x1), (y0, y1) = ENTROPY_BOXES[name]
+    xs, wx = _gauss_legendre_grid(x0, x1, max(1, round((x1 - x0) / panel_width)))
+    ys, wy = _gauss_legendre_grid(y0, y1, max(1, round((y1 - y0) / panel_width)))
+    total = 0.0
+    for x_chunk, w_chunk in zip(xs.split(64), wx.split(64)):
+        grid = torch.stack(torch.broadcast_tensors(x_chunk[:, None], ys[None, :]), -1)  # (64, Ky, 2)
+        lp = toy_log_prob(name, grid.reshape(-1, 2)).reshape(grid.shape[:2])  # (64, Ky)
+        plogp = torch.where(lp > -700, lp.exp() * lp, torch.zeros_like(lp))  # p log p -> 0 as p -> 0
+        total += float((w_chunk[:, None] * wy[None, :] * plogp).sum())
+    return -total
+
+
+def quadrature_entropy(name: str, tol: float = 1e-7) -> Entropy:
+    """H = -int p log p by composite Gauss-Legendre on a box holding all but ~e^-30 of the mass.
+
+    The panels are halved until H changes by less than ``tol``; ``stderr`` holds that last change
+    (a numerical error estimate, not a sampling error).
+    """
+    _check_toy(name)
+    if name not in ENTROPY_BOXES:
+        raise ValueError(f"{name!r} has a closed-form entropy; quadrature covers {', '.join(ENTROPY_BOXES)}")
+    width = ENTROPY_PANEL_WIDTH
+    h = _entropy_on_grid(name, width)
+    while True:
+        width /= 2
+        finer = _entropy_on_grid(name, width)
+        if abs(finer - h) < tol:
+            return Entropy(finer, abs(finer - h), False)
+        h = finer
+
+
+# quadrature_entropy(name), stored so that toy_entropy costs nothing; tests/test_data.py recomputes every
+# entry to 1e-9 and checks it against a second rule (the trapezoid rule) and against Monte Carlo.
+QUADRATURE_ENTROPY_TABLE = {
+    "moons": (1.007584834846211, 3.589208930065979e-09),
+    "8gaussians": (1.698061203121816, 2.220446049250313e-16),
+    "ring": (1.358578248552097, 6.707967514785196e-13),
 }
 
 
 def toy_entropy(name: str) -> Entropy:
     """True differential entropy of a toy in nats.
 
-    checkerboard: uniform on area 8, so H = log 8 exactly. The others: the Monte-Carlo estimate
-    ``mc_entropy(name)`` (seed ENTROPY_SEED, ENTROPY_SAMPLES draws), as stored in MC_ENTROPY_TABLE.
+    checkerboard: uniform on area 8, so H = log 8 exactly. The others: ``quadrature_entropy(name)``, a
+    converged numerical integral, as stored in QUADRATURE_ENTROPY_TABLE (``stderr``: its numerical error).
     """
     _check_toy(name)
     if name == "checkerboard":
         return Entropy(math.log(CHECKER_AREA), 0.0, True)
-    return Entropy(*MC_ENTROPY_TABLE[name], False)
+    return Entropy(*QUADRATURE_ENTROPY_TABLE[name], False)
 # --8<-- [end:entropy]
 
 
