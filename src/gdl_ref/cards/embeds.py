@@ -104,17 +104,17 @@ def _read(ref: str, root: Path) -> tuple[Path, list[str]]:
     return target, select_lines(lines, section, path)
 
 
-def ref_problem(ref: str, root: Path | str, _seen: tuple[Path, ...] = ()) -> str | None:
-    """None when `ref` and every snippet inside the text it includes resolve inside root, else why not."""
+def ref_problem(ref: str, root: Path | str, nested: bool = True, _seen: tuple[Path, ...] = ()) -> str | None:
+    """None when `ref` resolves inside root (and, if nested, every snippet in the text it includes), else why not."""
     root = Path(root)
     try:
         target, lines = _read(ref, root)
     except (EmbedOutside, FileNotFoundError, UnicodeError) as exc:
         return str(exc)
-    if target in _seen or len(_seen) >= MAX_DEPTH:
+    if not nested or target in _seen or len(_seen) >= MAX_DEPTH:
         return None   # pymdownx.snippets skips a file already being included
-    for k, nested in snippet_refs(lines):
-        why = ref_problem(nested, root, _seen + (target,))
+    for k, inner in snippet_refs(lines):
+        why = ref_problem(inner, root, True, _seen + (target,))
         if why:
             return f"{why} (included by {split_ref(ref)[0]}, line {k} of the included text)"
     return None

@@ -68,8 +68,11 @@ class Fence:
 
 
 def resolve_snippet(ref: str, root: Path) -> str | None:
-    """None when `path[:section]` resolves inside root (and so does every snippet in it), else why not."""
-    return ref_problem(ref, root)
+    """None when `path[:section]` names a file inside root (and a section it marks), else why not.
+
+    The snippets inside the included text are not followed: gdl_ref.cards.embeds.ref_problem does that.
+    """
+    return ref_problem(ref, root, nested=False)
 
 
 def _marker_problem(path: str, idx: int, problem: str) -> Fence:
@@ -173,7 +176,7 @@ def classify(text: str, path: str = "<string>", root: Path | str = ".") -> list[
         elif only_snippets:
             fence.kind = "embed"
             fence.refs = refs
-            fence.problems += [p for p in (resolve_snippet(r, root) for r in refs) if p]
+            fence.problems += [p for p in (ref_problem(r, root) for r in refs) if p]
             if is_backtick_run:
                 fence.problems.append('pytest-codeblocks runs this fence and fails on the --8<-- line: '
                                       'give it a title, e.g. ```python title="src/gdl_ref/x.py"')

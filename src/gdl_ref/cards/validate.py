@@ -20,8 +20,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .embeds import snippet_refs
-from .fences import resolve_snippet
+from .embeds import ref_problem, snippet_refs
 from .mathml import MathError, to_mathml
 from .model import Page, Problem
 from .parse import HEADING, QUESTION, TITLE, parse_tree
@@ -129,7 +128,7 @@ def _page_includes(page: Page, lines: list[str], root: Path) -> list[Problem]:
     """
     in_embed = {k for f in page.fences if f.kind == "embed" for k in range(f.line, f.end_line + 1)}
     return [Problem(page.file, k, why) for k, ref in snippet_refs(lines)
-            if k not in in_embed and (why := resolve_snippet(ref, root))]
+            if k not in in_embed and (why := ref_problem(ref, root))]
 
 
 def _page_math(page: Page, lines: list[str]) -> list[Problem]:
