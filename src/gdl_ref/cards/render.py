@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote
 
@@ -98,13 +99,19 @@ def protect_math(text: str, root: Path) -> tuple[str, list[str]]:
     return "\n".join(out), maths
 
 
-def to_html(text: str, root: Path, inline: bool = False) -> str:
-    """Markdown to HTML for Anki: math as \\( \\) / \\[ \\], code highlighted by Pygments (CSS classes)."""
+@lru_cache(maxsize=1)
+def _markdown():
+    """One Markdown converter for every field (building one per call cost more than converting)."""
     import markdown
 
+    return markdown.Markdown(extensions=["fenced_code", "codehilite", "tables", "sane_lists", "admonition"],
+                             extension_configs={"codehilite": {"css_class": "highlight", "guess_lang": False}})
+
+
+def to_html(text: str, root: Path, inline: bool = False) -> str:
+    """Markdown to HTML for Anki: math as \\( \\) / \\[ \\], code highlighted by Pygments (CSS classes)."""
     protected, maths = protect_math(readable_markdown(text, root), root)
-    out = markdown.markdown(protected, extensions=["fenced_code", "codehilite", "tables", "sane_lists", "admonition"],
-                            extension_configs={"codehilite": {"css_class": "highlight", "guess_lang": False}})
+    out = _markdown().reset().convert(protected)
     if inline and out.startswith("<p>") and out.endswith("</p>") and out.count("<p>") == 1:
         out = out[3:-4]
     return re.sub(r"GDLMATH(\d+)X", lambda m: maths[int(m.group(1))], out)
