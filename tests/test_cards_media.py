@@ -1,5 +1,6 @@
 """Cards in Anki look like the page: code is highlighted, a figure travels with the deck as a media file."""
 
+import hashlib
 import json
 import sqlite3
 import zipfile
@@ -9,6 +10,7 @@ import pytest
 
 from gdl_ref.cards.export import CardProblems, export_cards
 
+TREE = "gdl-ref_" + hashlib.sha256(b"docs/assets/tree.svg").hexdigest()[:10] + "_tree.svg"
 SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><title>tree</title></svg>\n'
 PAGE = "# Figures\n\n## A figure {{#a-figure}}\n\nBackground.\n\n??? question \"What does it show?\"\n\n    {figure}\n\n" \
        "    ```python\n    import math\n    print(math.pi)\n    ```\n"
@@ -42,9 +44,9 @@ def test_a_figure_ships_as_media_and_code_is_highlighted(repo, tmp_path, src):
     out = tmp_path / "deck.apkg"
     export_cards([page], "anki", out, root=repo)
     media, (fields,) = deck(out, tmp_path)
-    assert media == {"gdl-ref_docs_assets_tree.svg": SVG.encode()}
+    assert media == {TREE: SVG.encode()}
     answer = fields.split("\x1f")[5]
-    assert '<img alt="The taxonomy as a tree" src="gdl-ref_docs_assets_tree.svg"' in answer
+    assert f'<img alt="The taxonomy as a tree" src="{TREE}"' in answer
     assert '<span class="kn">import</span>' in answer and '<span class="nb">print</span>' in answer
 
 
@@ -78,4 +80,11 @@ def test_a_raw_html_figure_in_single_quotes_ships_too(repo, tmp_path):
     out = tmp_path / "deck.apkg"
     export_cards([page], "anki", out, root=repo)
     media, (fields,) = deck(out, tmp_path)
-    assert list(media) == ["gdl-ref_docs_assets_tree.svg"] and "src='gdl-ref_docs_assets_tree.svg'" in fields
+    assert list(media) == [TREE] and f"src='{TREE}'" in fields
+
+
+def test_media_names_of_different_files_differ():
+    from gdl_ref.cards.render import media_name
+
+    assert media_name("docs/a_b/c.svg") != media_name("docs/a/b_c.svg")
+    assert media_name("docs/a/c.svg").endswith("_c.svg") and media_name("docs/a/c.svg").startswith("gdl-ref_")

@@ -7,12 +7,14 @@ highlighted by Pygments, and the figures a card shows shipped as media files.
   offline with the MathJax it ships; fenced code becomes ``<div class="highlight">`` with Pygments
   token classes, coloured by the note type's stylesheet (gdl_ref.cards.notetype.css);
 - `ship_figures`: each ``<img src>`` that names a file of the repository is copied into the deck under
-  a name of its own (Anki keeps media in one flat folder) and the tag is pointed at it. A figure that
+  a name of its own (Anki keeps media in one flat folder, so the name carries a hash of the file's
+  path in the repository) and the tag is pointed at it. A figure that
   is a URL, lies outside the repository or does not exist is a problem: the deck must work offline.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from functools import lru_cache
@@ -25,7 +27,7 @@ from .fences import classify
 from .model import Card, Problem
 from .validate import BLOCKS, DOCS, INLINE_DOLLAR
 
-__all__ = ["readable_markdown", "protect_math", "to_html", "ship_figures", "MEDIA_PREFIX"]
+__all__ = ["readable_markdown", "protect_math", "to_html", "ship_figures", "media_name", "MEDIA_PREFIX"]
 
 # latex2mathml knows \argmax and \argmin; MathJax (in Anki) spells them with \operatorname*.
 MATHJAX = {r"\argmax": r"\operatorname*{arg\,max}", r"\argmin": r"\operatorname*{arg\,min}"}
@@ -130,6 +132,11 @@ def _figure_file(src: str, card: Card, root: Path) -> Path:
     return target
 
 
+def media_name(path: str) -> str:
+    """A figure's name in Anki's flat media folder: prefix, a hash of its repository path, its file name."""
+    return f"{MEDIA_PREFIX}{hashlib.sha256(path.encode('utf-8')).hexdigest()[:10]}_{PurePosixPath(path).name}"
+
+
 def ship_figures(fields: list[str], card: Card, root: Path) -> tuple[list[str], dict[str, Path], list[Problem]]:
     """(fields with each figure pointed at its media name, media name -> file, problems)."""
     media: dict[str, Path] = {}
@@ -145,7 +152,7 @@ def ship_figures(fields: list[str], card: Card, root: Path) -> tuple[list[str], 
         except (EmbedOutside, FileNotFoundError) as exc:
             problems.append(Problem(card.file, card.line, str(exc)))
             return m.group(0)
-        name = MEDIA_PREFIX + "_".join(target.relative_to(root_resolved).parts)
+        name = media_name(target.relative_to(root_resolved).as_posix())
         media[name] = target
         return m.group(1) + html.escape(name) + m.group(4)
 
