@@ -181,3 +181,21 @@ def test_import_avoids_retired_ids(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert "## First card {#first-card-2}" in out
     assert 'id "first-card" is taken (cards.lock.json (retired: merged))' in err
+
+
+def test_cards_retire_marks_an_id_that_left_the_site(site, capsys, monkeypatch):
+    monkeypatch.chdir(site)
+    assert main(["lock"]) == 0
+    guid = read_lock(site / LOCK_NAME)["card-two"].guid
+    capsys.readouterr()
+    assert main(["retire", "card-two", "--why", "merged into card-one"]) == 2
+    assert 'still on a page: delete the card first' in capsys.readouterr().err
+    (site / "docs" / "intro.md").write_text("# Intro\n\n" + CARD.format(title="One", id="card-one"), encoding="utf-8")
+    assert main(["retire", "card-two", "--why", "merged into card-one"]) == 0
+    assert capsys.readouterr().out == f'retired "card-two" (GUID {guid}) in cards.lock.json: merged into card-one\n'
+    assert read_lock(site / LOCK_NAME)["card-two"] == LockEntry(guid, "merged into card-one")
+    assert main(["check"]) == 0
+    for argv, why in [(["retire", "card-two", "--why", "again"], "retired already"),
+                      (["retire", "never-published", "--why", "x"], 'no entry "never-published"'),
+                      (["retire", "card-one", "--why", " "], "say why")]:
+        assert main(argv) == 2 and why in capsys.readouterr().err

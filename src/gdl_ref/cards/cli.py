@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["add_parser", "main", "cmd_check", "cmd_import", "cmd_export", "cmd_lock"]
+__all__ = ["add_parser", "main", "cmd_check", "cmd_import", "cmd_export", "cmd_lock", "cmd_retire"]
 
 
 def _err(message: str) -> None:
@@ -171,6 +171,22 @@ def cmd_lock(args: argparse.Namespace) -> int:
     return 0
 
 
+@_guarded
+def cmd_retire(args: argparse.Namespace) -> int:
+    """Mark a card id retired in ROOT/cards.lock.json once its card is off the site."""
+    from .lock import LOCK_NAME, LockError, retire
+    from .validate import site_ids
+
+    root = Path(args.root)
+    try:
+        entry = retire(root / LOCK_NAME, args.id, args.why, set(site_ids(root)))
+    except LockError as exc:
+        _err(f"gdl-ref cards retire: {exc}")
+        return 2
+    print(f'retired "{args.id}" (GUID {entry.guid}) in {root / LOCK_NAME}: {entry.retired}')
+    return 0
+
+
 def _usage(parser: argparse.ArgumentParser):
     def show(args: argparse.Namespace) -> int:
         parser.print_help(sys.stderr)
@@ -190,7 +206,7 @@ def _add_subcommands(cards: argparse.ArgumentParser) -> None:
     from .export import FORMATS   # genanki is imported only when a deck is written
 
     cards.set_defaults(func=_usage(cards), cards_command="")
-    sub = cards.add_subparsers(dest="cards_command", metavar="{check,import,export,lock}")
+    sub = cards.add_subparsers(dest="cards_command", metavar="{check,import,export,lock,retire}")
 
     check = sub.add_parser("check", help="validate cards: every problem as file:line: message",
                            description="Validate the chapter pages under PATHS (default docs/): card structure, "
@@ -216,6 +232,15 @@ def _add_subcommands(cards: argparse.ArgumentParser) -> None:
                                       "each with its Anki note GUID; no entry is ever changed or removed.")
     lock.add_argument("--root", default=".", help="repository root (default: .)")
     lock.set_defaults(func=cmd_lock)
+
+    ret = sub.add_parser("retire", help="mark the id of a card taken off the site retired in cards.lock.json",
+                         description="Mark ID retired in ROOT/cards.lock.json, with the reason. The card must be "
+                                     "deleted from its page first; the entry and its GUID stay, and the id is "
+                                     "never used again.")
+    ret.add_argument("id", metavar="ID")
+    ret.add_argument("--why", required=True, help='the reason, e.g. "merged into mle"')
+    ret.add_argument("--root", default=".", help="repository root (default: .)")
+    ret.set_defaults(func=cmd_retire)
 
     exp = sub.add_parser("export", help="write the cards as an Anki deck, CrowdAnki JSON, a CSV or flashcard text",
                          description="Export the cards under PATHS (default docs/). Note GUIDs come from "

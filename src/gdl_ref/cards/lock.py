@@ -24,7 +24,7 @@ from pathlib import Path
 from .model import Card, Problem
 
 __all__ = ["LOCK_NAME", "LockEntry", "LockError", "read_lock", "write_lock", "lock_text", "assign_guids",
-           "lock_changes", "lock_problems", "new_guid", "retired_ids"]
+           "lock_changes", "lock_problems", "new_guid", "retire", "retired_ids"]
 
 LOCK_NAME = "cards.lock.json"
 ABOUT = ("Anki note GUIDs of the site's cards, by card id. Entries are added by `gdl-ref cards lock` (or export), "
@@ -131,6 +131,26 @@ def assign_guids(cards: list[Card], entries: dict[str, LockEntry], lock_name: st
             entry = added.setdefault(card.id, LockEntry(new_guid(card)))
         guids[card.key] = entry.guid
     return guids, added, problems
+
+
+def retire(path: Path | str, card_id: str, why: str, on_site: set[str]) -> LockEntry:
+    """Mark `card_id` retired in the lock at `path`, with the reason; LockError when it may not be.
+
+    The card must be off the site already (`on_site`: the ids of its cards) and have an entry that
+    is not retired; the reason must say something.
+    """
+    entries = read_lock(path)
+    if not why.strip():
+        raise LockError("say why the card is retired (for example: merged into another-card)")
+    if card_id not in entries:
+        raise LockError(f'{Path(path).name} has no entry "{card_id}": only a published card is retired')
+    if entries[card_id].retired:
+        raise LockError(f'"{card_id}" is retired already ("{entries[card_id].retired}")')
+    if card_id in on_site:
+        raise LockError(f'"{card_id}" is still on a page: delete the card first, then retire its id')
+    entries[card_id] = LockEntry(entries[card_id].guid, why.strip())
+    write_lock(path, entries)
+    return entries[card_id]
 
 
 def retired_ids(path: Path | str) -> dict[str, str]:
