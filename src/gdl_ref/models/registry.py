@@ -96,7 +96,8 @@ def recipe(family: str, data: str) -> dict[str, Any]:
     from gdl_ref.train import fit  # late: train imports checkpoint, which imports this module
 
     defaults = {k: inspect.signature(fit).parameters[k].default for k in ("batch_size", "lr")}
-    return {**defaults, **module(family).config_for(data).recipe()}
+    config_for = getattr(module(family), "config_for", None)  # a family without one trains with fit's defaults
+    return {**defaults, **(config_for(data).recipe() if config_for is not None else {})}
 
 
 Config = TypeVar("Config", bound="FamilyConfig")
