@@ -93,6 +93,15 @@ def test_seeds_give_one_row_each_and_a_summary_with_their_sd(tmp_path: Path) -> 
     assert f"{fmt(summary['test_nll'])} ± {fmt(summary['sd']['test_nll'])}" in tables(doc["results"])
 
 
+def test_the_recorded_run_uses_three_seeds_and_keeps_an_existing_json() -> None:
+    script = (ROOT / "benchmarks" / "record.sh").read_text()
+    (line,) = [x for x in script.splitlines() if '"$GDL_REF" bench' in x]
+    argv = line.split("bench", 1)[1].split("||")[0].replace('"$out"', "x.json").replace('"$@"', "").split()
+    args = _parse(*argv)
+    assert args.seeds == [0, 1, 2] and args.budget_seconds == 120 and args.peers
+    assert 'if [ -e "$out" ]' in script  # a recorded JSON is never overwritten
+
+
 def test_rows_record_what_the_optimisers_ran_with() -> None:
     history = types.SimpleNamespace(hparams={"generator": {"lr": 1e-4, "betas": (0.5, 0.9), "weight_decay": 0.0}},
                                     optimizer_steps={"generator": 10, "critic": 50})
