@@ -81,7 +81,7 @@ def test_digits_run_reports_bits_per_dim_and_sample_quality(tmp_path: Path) -> N
 
 def test_seeds_give_one_row_each_and_a_summary_with_their_sd(tmp_path: Path) -> None:
     out = tmp_path / "seeds.json"
-    assert _run("flow", "--data", "moons", "--budget-steps", "1", "--eval-samples", "64", "--seeds", "0", "1", "2",
+    assert _run("flow", "--data", "moons", "--budget-seconds", "1", "--eval-samples", "64", "--seeds", "0", "1", "2",
                 "--json", str(out), "--quiet") == 0
     doc = json.loads(out.read_text())
     assert [r["seed"] for r in doc["results"]] == [0, 1, 2] and "--seeds 0 1 2" in doc["command"]
