@@ -81,7 +81,7 @@ def test_digits_run_reports_bits_per_dim_and_sample_quality(tmp_path: Path) -> N
 
 def test_seeds_give_one_row_each_and_a_summary_with_their_sd(tmp_path: Path) -> None:
     out = tmp_path / "seeds.json"
-    assert _run("flow", "--data", "moons", "--budget-steps", "1", "--eval-samples", "64", "--seeds", "0", "1", "2",
+    assert _run("flow", "--data", "moons", "--budget-seconds", "1", "--eval-samples", "64", "--seeds", "0", "1", "2",
                 "--json", str(out), "--quiet") == 0
     doc = json.loads(out.read_text())
     assert [r["seed"] for r in doc["results"]] == [0, 1, 2] and "--seeds 0 1 2" in doc["command"]
@@ -91,6 +91,15 @@ def test_seeds_give_one_row_each_and_a_summary_with_their_sd(tmp_path: Path) -> 
     assert summary["sd"]["test_nll"] == pytest.approx(float(torch.tensor(nll, dtype=torch.float64).std()))
     assert len(set(nll)) == 3  # the seeds differ
     assert f"{fmt(summary['test_nll'])} ± {fmt(summary['sd']['test_nll'])}" in tables(doc["results"])
+
+
+def test_the_recorded_run_uses_three_seeds_and_keeps_an_existing_json() -> None:
+    script = (ROOT / "benchmarks" / "record.sh").read_text()
+    (line,) = [x for x in script.splitlines() if '"$GDL_REF" bench' in x]
+    argv = line.split("bench", 1)[1].split("||")[0].replace('"$out"', "x.json").replace('"$@"', "").split()
+    args = _parse(*argv)
+    assert args.seeds == [0, 1, 2] and args.budget_seconds == 120 and args.peers
+    assert 'if [ -e "$out" ]' in script  # a recorded JSON is never overwritten
 
 
 def test_rows_record_what_the_optimisers_ran_with() -> None:

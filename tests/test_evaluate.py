@@ -154,3 +154,15 @@ def test_evaluate_model_combines_both_and_draws_reproducibly() -> None:
     a = evaluate.evaluate_model(model, "moons", samples=100, examples=100).to_dict()
     b = evaluate.evaluate_model(model, "moons", samples=100, examples=100).to_dict()
     assert a == b and a["model"] == "_Gaussian2D" and a["samples"] == 100 and "kl" in a
+
+
+def test_the_command_line_prints_errors_floors_and_the_negative_kl_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    from gdl_ref import cli
+
+    cli._print_metrics({"test_nll": 1.5, "test_nll_stderr": 0.02, "kl": -0.05, "kl_stderr": 0.01, "kl_negative": True,
+                        "sample_quality": {"mmd": 0.1}, "sample_quality_stderr": {"mmd": 0.01},
+                        "sample_quality_floor": {"mmd": 0.05}, "sample_quality_floor_sd": {"mmd": 0.005}})
+    out = capsys.readouterr().out
+    assert "test_nll: 1.5000 +- 0.0200" in out and "kl: -0.0500 +- 0.0100" in out
+    assert "below zero by more than its standard error" in out
+    assert "mmd: 0.1000 +- 0.0100   (floor 0.0500 +- 0.0050)" in out

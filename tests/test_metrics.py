@@ -160,3 +160,23 @@ def test_classifier_training_is_reproducible():
     for k, v in a.state_dict().items():
         assert torch.allclose(v, cached.state_dict()[k], atol=1e-4), k
     assert metrics.classifier_accuracy(a) == metrics.classifier_accuracy(cached)
+
+
+def test_the_metrics_page_figures_are_generated_from_their_json():
+    import importlib.util
+    import json
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("metrics_figures", ROOT / "benchmarks" / "metrics_figures.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    doc = json.loads(script.JSON_PATH.read_text(encoding="utf-8"))
+    assert script.render(doc) == script.PAGE_PATH.read_text(encoding="utf-8"), (
+        "benchmarks/results/metrics-figures.md is out of date: run python benchmarks/metrics_figures.py render")
+    page = (ROOT / "docs" / "guide" / "metrics.md").read_text(encoding="utf-8")
+    for section in ("classifier", "digits_floor", "toy_floors"):
+        assert f'--8<-- "benchmarks/results/metrics-figures.md:{section}"' in page, section
+    assert set(doc["floors"]) == {"digits", *data.TOY_NAMES} and doc["floor_subsets"] == evaluate.FLOOR_SUBSETS
+    assert all(sd > 0 for f in doc["floors"].values() for key, (mean, sd) in f["values"].items()
+               if key != "modes_covered")

@@ -164,7 +164,8 @@ ENTROPY_PANEL_WIDTH = 0.2
 
 
 class Entropy(NamedTuple):
-    """Differential entropy in nats; ``stderr`` is 0 and ``exact`` True for a closed form."""
+    """Differential entropy in nats and its error: 0 and ``exact`` for a closed form, the numerical error of a
+    converged integral (``quadrature_entropy``), or the standard error of a Monte-Carlo estimate (``mc_entropy``)."""
 
     nats: float
     stderr: float

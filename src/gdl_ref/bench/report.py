@@ -374,7 +374,8 @@ def render_page(doc: dict[str, Any], source: str) -> str:
                   "    This run predates the paired KL, the floors over random train subsets, the standard errors "
                   "and the seeds: its toy rows have no KL column, each floor is the distance of the first train "
                   "rows (not a mean over subsets), every figure is of one seed, and the flows' toy rows say "
-                  "`exact` where the number is a differential NLL. `bash benchmarks/record.sh` records it again.", ""]
+                  "`exact` where the number is a differential NLL and name the class RealNVP where its couplings "
+                  "were splines. `bash benchmarks/record.sh` records it again.", ""]
     lines += [
         "## The run", "",
         "| | |", "|---|---|",
