@@ -266,7 +266,8 @@ def test_resume_through_the_cli_equals_one_run(tmp_path, capsys, pixels_family, 
         resumed = _weights(tmp_path / name)
         assert resumed.keys() == straight.keys() and all(torch.equal(resumed[k], straight[k]) for k in straight)
         again = json.loads((tmp_path / name / "metrics.json").read_text())
-        assert again["steps"] == 20 and again["test_nll"] == metrics["test_nll"]
+        assert again["steps"] == 20 and again["test_nll"] == metrics["test_nll"] and again["samples"] == 64
+        assert again["sample_quality"] == metrics["sample_quality"]  # the run's --samples, drawn alike
         assert again["optimizer_steps"] == {"model": 20} and again["hparams"]["model"]["lr"] == 0.05
 
 

@@ -361,6 +361,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if all(v is None for v in budget.values()):
             budget = run["budget"]
         every = args.checkpoint_every or run.get("checkpoint_every")
+        samples = args.samples or run.get("samples")
     else:
         if args.family is None:
             raise UsageError("give a FAMILY to train, or --resume DIR to continue a run")
@@ -373,8 +374,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_out(out, args.force)
         if all(v is None for v in budget.values()):
             budget["seconds"] = 60.0
-        every = args.checkpoint_every
-    run.update(budget=budget, checkpoint_every=every)
+        every, samples = args.checkpoint_every, args.samples
+    run.update(budget=budget, checkpoint_every=every, samples=samples)
     family, data_name, seed = run["family"], run["data"], run["seed"]
     # JSON turned tuples into lists; config fields hold tuples (immutable dataclass defaults)
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in run["overrides"].items()}
@@ -396,7 +397,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{name}: stopped after step {history.steps}; the checkpoint is in {out / 'checkpoint'}. "
               f"Continue with:\n  gdl-ref train --resume {shlex.quote(str(out))}", file=sys.stderr)
         return 128 + caught["signal"]
-    drawn = draw(model, args.samples or len(gdata.load(data_name, "test")), seed=seed)
+    drawn = draw(model, samples or len(gdata.load(data_name, "test")), seed=seed)
     result = {"family": family,
               **evaluate_model(model, data_name, seed=seed, device=device, drawn=drawn).to_dict(),
               "steps": history.steps, "train_seconds": history.seconds, "stop_reason": history.stop_reason,
