@@ -74,11 +74,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @dataclass(frozen=True)
 class SiteBuild:
-    """The result of one `mkdocs build --strict` of the repository."""
+    """The result of one strict build of the repository, by MkDocs or by Zensical."""
 
     site_dir: Path
     returncode: int
     log: str
+    builder: str = "mkdocs"
+
+
+BUILDERS = ("mkdocs", "zensical")
 
 
 @pytest.fixture(scope="session")
@@ -113,3 +117,29 @@ def register_family(monkeypatch: pytest.MonkeyPatch, name: str, build: Callable[
     monkeypatch.setitem(families.FAMILIES, name, mod.__name__)
     yield name
     model_cls.__module__ = original
+
+
+@pytest.fixture(scope="session")
+def zensical_site() -> SiteBuild:
+    """Run the build step, then `zensical build --strict` into .cache/zensical-test-site/ (Zensical
+    writes only inside the project, and takes its output folder from `site_dir` in mkdocs.yml), or
+    reuse GDL_REF_ZENSICAL_SITE_DIR."""
+    prebuilt = os.environ.get("GDL_REF_ZENSICAL_SITE_DIR")
+    if prebuilt:
+        return SiteBuild(Path(prebuilt), 0, "(prebuilt site, build log not captured)", "zensical")
+    site_dir = ROOT / ".cache" / "zensical-test-site"
+    shutil.rmtree(site_dir, ignore_errors=True)
+    env = {**os.environ, "GDL_REF_SITE_OUT": str(site_dir)}
+    log = ""
+    for command in ([sys.executable, "-m", "gdl_ref.site.prepare"], [sys.executable, "-m", "zensical", "build", "--strict"]):
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False, env=env)
+        log += result.stdout + result.stderr
+        if result.returncode != 0:
+            return SiteBuild(site_dir, result.returncode, log, "zensical")
+    return SiteBuild(site_dir, 0, log, "zensical")
+
+
+@pytest.fixture(scope="module", params=BUILDERS)
+def any_site(request: pytest.FixtureRequest) -> SiteBuild:
+    """The site as each builder makes it: the tests that take this fixture run once per builder."""
+    return request.getfixturevalue("built_site" if request.param == "mkdocs" else "zensical_site")

@@ -7,7 +7,8 @@ than the screen. Representative pages get the interactive checks: the copy butto
 worker over the site's own index), the light/dark palette and instant navigation. Screenshots of the
 home page, Chapter 1 with a card open, and a family page, light and dark, go to artifacts/screenshots/.
 
-Skipped, with the reason, where Chromium is absent. Run them alone with ``pytest -m browser``.
+It runs on both builds, MkDocs's and Zensical's (the ``any_site`` fixture). Skipped, with the reason,
+where Chromium is absent. Run them alone with ``pytest -m browser``.
 """
 
 from __future__ import annotations
@@ -184,8 +185,9 @@ def _raw_tex(text: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def site_dir(built_site: SiteBuild) -> Path:
-    return require_site(built_site.site_dir, built_site.log)
+def site_dir(any_site: SiteBuild) -> Path:
+    """The site as MkDocs builds it, then as Zensical does: every test of this module runs on both."""
+    return require_site(any_site.site_dir, any_site.log)
 
 
 @pytest.fixture(scope="module")
@@ -476,9 +478,11 @@ def test_a_missing_page_gets_the_styled_404_page(desktop: Session) -> None:
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_screenshots(browser: Any, server: SiteServer, site_dir: Path, scheme: str) -> None:
-    """Home, Chapter 1 with its first card open, and a family page, for a person to look at."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def test_screenshots(browser: Any, server: SiteServer, site_dir: Path, any_site: SiteBuild, scheme: str) -> None:
+    """Home, Chapter 1 with its first card open, and a family page, for a person to look at
+    (artifacts/screenshots/ for the MkDocs build, artifacts/screenshots/zensical/ for Zensical's)."""
+    shots = SCREENSHOTS if any_site.builder == "mkdocs" else SCREENSHOTS / any_site.builder
+    shots.mkdir(parents=True, exist_ok=True)
     pages = {"home": ""}
     if (site_dir / CHAPTER / "index.html").is_file():
         pages["chapter"] = CHAPTER
@@ -508,7 +512,7 @@ def test_screenshots(browser: Any, server: SiteServer, site_dir: Path, scheme: s
                         " - document.querySelector('.md-header').offsetHeight - 16)"
                     )
                     tab.wait_for_timeout(300)  # let the header settle after the scroll
-                path = SCREENSHOTS / f"{name}-{scheme}{viewport_name}.png"
+                path = shots / f"{name}-{scheme}{viewport_name}.png"
                 tab.screenshot(path=str(path))
                 written.append(path)
                 tab.close()

@@ -1,6 +1,6 @@
 """Every link on the built site resolves: internal hrefs to files that exist, #fragments to an id.
 
-Runs over the HTML of the one strict build (the ``built_site`` fixture); nothing is fetched. External
+Runs over the HTML of each strict build, MkDocs's and Zensical's (the ``any_site`` fixture); nothing is fetched. External
 links are listed, not followed: ``artifacts/links/external.txt`` (one line a URL, with the pages that
 link to it) and ``artifacts/links/report.json``.
 """
@@ -149,8 +149,9 @@ def write_report(report: LinkReport, out_dir: Path = REPORT_DIR) -> Path:
 
 
 @pytest.fixture(scope="module")
-def site_dir(built_site: SiteBuild) -> Path:
-    return require_site(built_site.site_dir, built_site.log)
+def site_dir(any_site: SiteBuild) -> Path:
+    """The site as MkDocs builds it, then as Zensical does: every test below runs on both."""
+    return require_site(any_site.site_dir, any_site.log)
 
 
 @pytest.fixture(scope="module")

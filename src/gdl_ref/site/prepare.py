@@ -1,0 +1,102 @@
+"""The site's build step, run before either builder: ``python -m gdl_ref.site.prepare``.
+
+MkDocs runs it itself (``on_pre_build`` in :mod:`gdl_ref.site.hooks`); Zensical runs no hooks, so
+its documented command runs it first. It writes only into two git-ignored folders under ``docs/``:
+
+* ``docs/downloads/``: the Anki deck and the CSV of every card (:func:`gdl_ref.cards.export.export_cards`),
+  and one notebook per family page with its runnable blocks (:mod:`gdl_ref.site.page_notebooks`);
+* ``docs/notebooks/``: one Markdown page per notebook of ``notebooks/``, executed (or taken from the
+  cache) with its figures (:mod:`gdl_ref.site.notebooks`).
+
+Before any of that it checks every embed of every page (:mod:`gdl_ref.site.embeds`), so a missing
+section or a path that leaves the repository stops the build with ``file:line: why``. Nothing is
+written through a temporary folder that could be left behind: files are written beside their target
+and renamed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from gdl_ref import __version__
+
+from .embeds import embed_problems
+from .errors import SiteError
+from .files import GeneratedFolder
+from .notebooks import build_notebook_pages
+from .page_notebooks import page_notebook
+
+__all__ = ["DOWNLOADS", "check_embeds", "prepare", "main"]
+
+DOWNLOADS = {"anki": "gdl-ref.apkg", "csv": "gdl-ref.csv"}  # under docs/downloads/
+DECK_TIMESTAMP = 0.0  # the deck's note timestamps: fixed, so an unchanged deck is byte-identical
+
+
+def check_embeds(docs: Path, root: Path) -> list[str]:
+    """``file:line: why`` for every embed problem of every page under ``docs``."""
+    problems = []
+    for page in sorted(docs.rglob("*.md")):
+        name = page.relative_to(root).as_posix()
+        problems += [f"{name}:{line}: {why}" for line, why in embed_problems(page.read_text(encoding="utf-8"), root)]
+    return problems
+
+
+def _card_downloads(docs: Path, root: Path, folder: GeneratedFolder) -> None:
+    from gdl_ref.cards.export import CardProblems, export_cards  # late: genanki is only needed here
+
+    with tempfile.TemporaryDirectory(prefix="gdl-ref-downloads-") as scratch:
+        for fmt, name in DOWNLOADS.items():
+            target = Path(scratch) / name
+            try:
+                export_cards([docs], fmt, target, root=root, timestamp=DECK_TIMESTAMP if fmt == "anki" else None)
+            except CardProblems as problems:
+                raise SiteError(f"the cards have problems, so no {fmt} download was built:\n{problems}") from None
+            folder.write(name, target.read_bytes())
+
+
+def prepare(root: Path, quiet: bool = False) -> list[str]:
+    """Check the embeds, then write the downloads and the notebook pages; returns what was done."""
+    root = root.resolve()
+    docs = root / "docs"
+    problems = check_embeds(docs, root)
+    if problems:
+        raise SiteError("embeds that cannot be built:\n" + "\n".join(problems))
+    done = []
+    with GeneratedFolder(docs / "downloads") as downloads:
+        _card_downloads(docs, root, downloads)
+        done.append(f"docs/downloads/: {', '.join(DOWNLOADS.values())}")
+        for page in sorted((docs / "families").glob("*.md")):
+            nb = page_notebook(page, root, __version__)
+            if nb is not None:
+                downloads.write(f"notebooks/{page.stem}.ipynb", nbformat.writes(nb) + "\n")
+                done.append(f"docs/downloads/notebooks/{page.stem}.ipynb: {len(nb.cells) - 2} cells")
+    if (root / "notebooks").is_dir():
+        done += build_notebook_pages(root, root / "notebooks", docs / "notebooks", root / ".cache" / "notebooks",
+                                     __version__)
+    if not quiet:
+        print("\n".join(done))
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gdl_ref.site.prepare", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path("."), help="the repository root (default: .)")
+    args = parser.parse_args(argv)
+    if not (args.root / "mkdocs.yml").is_file():
+        print(f"error: --root {args.root}: no mkdocs.yml there", file=sys.stderr)
+        return 2
+    try:
+        prepare(args.root)
+    except SiteError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

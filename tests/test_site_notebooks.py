@@ -1,0 +1,81 @@
+"""The notebooks the site offers: a family page's notebook runs, and a notebook page shows its outputs.
+
+The family notebook is executed with nbclient in a fresh kernel, without its install cell (the
+package under test is already importable): every cell must run, and a cell whose block the page
+follows with an expected output must print exactly that output, as pytest-codeblocks requires of
+the page itself.
+"""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import ROOT
+from gdl_ref import __version__
+from gdl_ref.cards.fences import classify
+from gdl_ref.site.errors import SiteError
+from gdl_ref.site.files import GeneratedFolder
+from gdl_ref.site.notebooks import notebook_markdown
+from gdl_ref.site.page_notebooks import INSTALL_TAG, install_line, page_notebook
+
+PAGE = ROOT / "docs/families/mle.md"
+
+
+def _expected_outputs(text: str) -> dict[str, str]:
+    """Each runnable block's code -> the expected output the page shows after it."""
+    fences = classify(text, PAGE.name, ROOT)
+    return {block.code.rstrip("\n"): after.code for block, after in zip(fences, fences[1:])
+            if block.kind == "run" and after.kind == "output"}
+
+
+def _stdout(cell: nbformat.NotebookNode) -> str:
+    return "".join(out.get("text", "") for out in cell.outputs if out.output_type == "stream" and out.name == "stdout")
+
+
+@pytest.mark.slow
+def test_a_generated_family_notebook_runs_and_prints_what_the_page_shows(tmp_path) -> None:
+    nb = page_notebook(PAGE, ROOT, __version__)
+    assert nb is not None
+    install = nb.cells[1]
+    assert install.source == install_line(__version__) == f"%pip install gdl-ref=={__version__}"
+    assert INSTALL_TAG in install.metadata["tags"]
+    nb.cells = [cell for cell in nb.cells if INSTALL_TAG not in cell.metadata.get("tags", [])]
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=False,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    expected = _expected_outputs(PAGE.read_text(encoding="utf-8"))
+    code_cells = [cell for cell in nb.cells if cell.cell_type == "code"]
+    checked = 0
+    for cell in code_cells:
+        assert not any(out.output_type == "error" for out in cell.outputs), cell.source[:80]
+        if cell.source in expected:
+            assert " ".join(_stdout(cell).split()) == " ".join(expected[cell.source].split()), cell.source[:80]
+            checked += 1
+    assert checked >= 3, f"only {checked} cells had an expected output to compare"
+
+
+def test_a_family_page_without_runnable_blocks_gets_no_notebook(tmp_path) -> None:
+    page = tmp_path / "docs/families/empty.md"
+    page.parent.mkdir(parents=True)
+    page.write_text("# Empty\n\n```text\nnot code\n```\n", encoding="utf-8")
+    assert page_notebook(page, tmp_path, "9.9") is None
+
+
+def test_notebook_page_writes_figures_and_text_and_refuses_stderr(tmp_path) -> None:
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Title\n\nSome $x$."),
+        nbformat.v4.new_code_cell("print(1)", outputs=[nbformat.v4.new_output("stream", name="stdout", text="1\n")]),
+        nbformat.v4.new_code_cell("plot()", outputs=[nbformat.v4.new_output("display_data", data={"image/png": png})]),
+    ])
+    with GeneratedFolder(tmp_path) as folder:
+        page = notebook_markdown(nb, "probe", folder, "notebooks/probe.ipynb")
+    assert page.startswith("# Title\n\nSome $x$.")
+    assert "```text\n1\n```" in page and "](probe_files/cell3-1.png)" in page
+    assert (tmp_path / "probe_files/cell3-1.png").read_bytes()[:4] == b"\x89PNG"
+    assert '<div class="language-python highlight">' in page and "```python" not in page
+    nb.cells[1].outputs.append(nbformat.v4.new_output("stream", name="stderr", text="UserWarning: x\n"))
+    with pytest.raises(SiteError, match=r"^notebooks/probe.ipynb: cell 2 wrote to stderr: UserWarning"):
+        with GeneratedFolder(tmp_path / "again") as folder:
+            notebook_markdown(nb, "probe", folder, "notebooks/probe.ipynb")
