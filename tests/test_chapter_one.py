@@ -287,6 +287,8 @@ def test_trade_off_table_is_generated_and_every_cell_links_to_evidence(cards) ->
             target = re.fullmatch(r"\[[^\]]+\]\(\.\./([^)#]+)(?:#([a-z0-9-]+))?\)", cell)
             assert target, f"{family}: {cell!r} is not one link"
             page, anchor = ROOT / "docs" / target.group(1), target.group(2)
+            if target.group(1).startswith("notebooks/"):  # made at build time from notebooks/<name>.ipynb
+                page = ROOT / target.group(1).replace(".md", ".ipynb")
             assert page.is_file(), cell
             assert anchor is None or anchor in _heading_ids(page), cell
     # What each branch can report, as the taxonomy says it.

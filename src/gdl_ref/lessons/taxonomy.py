@@ -68,7 +68,7 @@ def trade_offs() -> list[Family]:
         Family("variational autoencoders", "families/vae.md", "approximate density",
                "a bound (ELBO, importance-weighted)", "benchmarks.md#variational-autoencoders",
                "one decoder pass", "families/vae.md#vae-digits",
-               f"z of {vae.latent_dim} dimensions", "notebooks/vae.ipynb"),
+               f"z of {vae.latent_dim} dimensions", "notebooks/vae.md"),
         Family("diffusion models", "families/diffusion.md", "approximate density",
                f"a bound (the variational bound, {diffusion.timesteps:,} terms)", "benchmarks.md#diffusion-models",
                f"T = {diffusion.timesteps:,} network passes (fewer with DDIM)",
@@ -83,7 +83,7 @@ def trade_offs() -> list[Family]:
         Family("generative adversarial networks", "families/gan.md", "implicit density",
                "samples only", "benchmarks.md#gans",
                "one generator pass", "families/gan.md#dcgan",
-               "z, with no encoder", "notebooks/gan.ipynb"),
+               "z, with no encoder", "notebooks/gan.md"),
     ]
 
 
