@@ -22,7 +22,7 @@ import pytest
 from conftest import BUILDERS, ROOT
 from gdl_ref.site.embeds import contained, embed_problems
 from gdl_ref.site.errors import SiteError
-from gdl_ref.site.files import GeneratedFolder, write_if_changed
+from gdl_ref.site.files import GeneratedFolder, same_content, write_if_changed
 from gdl_ref.site.math import render_math
 from gdl_ref.site.notebooks import cache_key, package_digest
 from gdl_ref.site.prepare import check_embeds
@@ -246,3 +246,36 @@ def test_notebook_cache_key_follows_the_notebook_and_the_package(tmp_path: Path)
     assert cache_key(notebook, package_digest(package)) not in {first, second}
     (package / "new.py").write_text("", encoding="utf-8")
     assert package_digest(package) != package_digest(package.parent / "missing"), "a new module counts"
+
+
+def test_a_rebuilt_deck_with_the_same_notes_is_not_rewritten() -> None:
+    """A deck is a zip whose entries carry the time they were written: equal members mean equal decks,
+    so `mkdocs serve` does not rebuild forever on a deck that did not change."""
+    import io
+    import zipfile
+
+    def archive(date: tuple[int, ...], body: bytes) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as out:
+            out.writestr(zipfile.ZipInfo("collection.anki2", date_time=date), body)
+        return buffer.getvalue()
+
+    first, later = archive((2020, 1, 1, 0, 0, 0), b"notes"), archive((2026, 5, 5, 5, 5, 4), b"notes")
+    assert first != later and same_content(first, later)
+    assert not same_content(first, archive((2020, 1, 1, 0, 0, 0), b"other notes"))
+    assert not same_content(b"PK not a zip", b"PK not a zip either")
+
+
+def test_the_build_step_leaves_no_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from gdl_ref.site.prepare import prepare
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    root = _project(tmp_path, "# Home\n\nNo cards.\n")
+    done = prepare(root, quiet=True)
+    assert (root / "docs/downloads/gdl-ref.apkg").is_file() and (root / "docs/downloads/gdl-ref.csv").is_file(), done
+    assert list(scratch.iterdir()) == [], "the export's scratch folder is removed"
+    assert not [p for p in (root / "docs/downloads").iterdir() if p.name.endswith(".tmp")]

@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -46,12 +48,24 @@ def check_embeds(docs: Path, root: Path) -> list[str]:
     return problems
 
 
+@contextmanager
+def _scratch() -> Iterator[Path]:
+    """A temporary folder, removed after, that is also ``tempfile``'s default while it exists:
+    genanki writes its database to ``tempfile.mkstemp()`` and never removes it."""
+    with tempfile.TemporaryDirectory(prefix="gdl-ref-downloads-") as scratch:
+        previous, tempfile.tempdir = tempfile.tempdir, scratch
+        try:
+            yield Path(scratch)
+        finally:
+            tempfile.tempdir = previous
+
+
 def _card_downloads(docs: Path, root: Path, folder: GeneratedFolder) -> None:
     from gdl_ref.cards.export import CardProblems, export_cards  # late: genanki is only needed here
 
-    with tempfile.TemporaryDirectory(prefix="gdl-ref-downloads-") as scratch:
+    with _scratch() as scratch:
         for fmt, name in DOWNLOADS.items():
-            target = Path(scratch) / name
+            target = scratch / name
             try:
                 export_cards([docs], fmt, target, root=root, timestamp=DECK_TIMESTAMP if fmt == "anki" else None)
             except CardProblems as problems:
