@@ -244,8 +244,12 @@ def test_notebook_cache_key_follows_the_notebook_and_the_package(tmp_path: Path)
     assert second != first, "a change to the package re-executes the notebook"
     notebook.write_text('{"cells": [], "x": 1}', encoding="utf-8")
     assert cache_key(notebook, package_digest(package)) not in {first, second}
+    before = package_digest(package)
     (package / "new.py").write_text("", encoding="utf-8")
-    assert package_digest(package) != package_digest(package.parent / "missing"), "a new module counts"
+    assert package_digest(package) != before, "a new module counts"
+    (package / "site").mkdir()
+    (package / "site" / "hooks.py").write_text("# the build step's own code\n", encoding="utf-8")
+    assert package_digest(package) == package_digest(package, skip=("site",)) != package_digest(package, skip=())
 
 
 def test_a_rebuilt_deck_with_the_same_notes_is_not_rewritten() -> None:

@@ -13,8 +13,8 @@ Code cells are written as highlighted HTML, not as Markdown fences: they are run
 notebook build, so neither pytest-codeblocks nor the fence audit should take them for page code.
 
 **Cache.** An executed notebook is kept in ``.cache/notebooks/`` under a key made from the
-notebook's bytes *and* every Python file of the ``gdl_ref`` package, so a change to either
-re-executes it; a figure can never outlive the code that drew it.
+notebook's bytes *and* every Python file of the ``gdl_ref`` package (but this build step's own
+``gdl_ref.site``), so a change to either re-executes it; a figure can never outlive the code that drew it.
 """
 
 from __future__ import annotations
@@ -40,10 +40,16 @@ TIMEOUT_S = 900  # per cell: generous for a loaded two-core machine
 FIGURES = {"image/png": "png", "image/svg+xml": "svg"}
 
 
-def package_digest(package_dir: Path) -> str:
-    """SHA-256 over the path and bytes of every ``.py`` file of the package, in path order."""
+def package_digest(package_dir: Path, skip: tuple[str, ...] = ("site",)) -> str:
+    """SHA-256 over the path and bytes of every ``.py`` file of the package, in path order.
+
+    ``skip`` names subpackages left out: by default ``site``, this build step's own code, which no
+    notebook imports and which only turns an executed notebook into a page.
+    """
     digest = hashlib.sha256()
     for source in sorted(package_dir.rglob("*.py")):
+        if source.relative_to(package_dir).parts[0] in skip:
+            continue
         digest.update(source.relative_to(package_dir).as_posix().encode() + b"\0" + source.read_bytes() + b"\0")
     return digest.hexdigest()
 
