@@ -402,7 +402,11 @@ def test_copy_button_copies_the_code(desktop: Session, site_dir: Path, which: st
 
 def _rarest_word(text: str, site_dir: Path) -> str:
     """The word of ``text`` (five letters or more) that the fewest entries of the search index hold."""
-    entries = json.loads((site_dir / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]
+    mkdocs_index, zensical_index = site_dir / "search" / "search_index.json", site_dir / "search.json"
+    if mkdocs_index.is_file():
+        entries = json.loads(mkdocs_index.read_text(encoding="utf-8"))["docs"]
+    else:  # Zensical's index: the same entries under "items"
+        entries = json.loads(zensical_index.read_text(encoding="utf-8"))["items"]
     haystacks = [f"{entry.get('title', '')} {entry.get('text', '')}".lower() for entry in entries]
     words = {word.lower() for word in re.findall(r"[A-Za-z]{5,}", text)}
     assert words, f"no word of five letters or more in {text!r}"

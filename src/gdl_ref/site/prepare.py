@@ -9,9 +9,9 @@ its documented command runs it first. It writes only into two git-ignored folder
   cache) with its figures (:mod:`gdl_ref.site.notebooks`).
 
 Before any of that it checks every embed of every page (:mod:`gdl_ref.site.embeds`), so a missing
-section or a path that leaves the repository stops the build with ``file:line: why``. Nothing is
-written through a temporary folder that could be left behind: files are written beside their target
-and renamed.
+section or a path that leaves the repository stops the build with ``file:line: why``. Each file is
+written beside its target and renamed into place; the one scratch folder (the card export's) is
+removed when the step ends, whatever happens.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def prepare(root: Path, quiet: bool = False) -> list[str]:
             nb = page_notebook(page, root, __version__)
             if nb is not None:
                 downloads.write(f"notebooks/{page.stem}.ipynb", nbformat.writes(nb) + "\n")
-                done.append(f"docs/downloads/notebooks/{page.stem}.ipynb: {len(nb.cells) - 2} cells")
+                blocks = sum(cell.cell_type == "code" for cell in nb.cells) - 1
+                done.append(f"docs/downloads/notebooks/{page.stem}.ipynb: {blocks} runnable blocks")
     if (root / "notebooks").is_dir():
         done += build_notebook_pages(root, root / "notebooks", docs / "notebooks", root / ".cache" / "notebooks",
                                      __version__)
