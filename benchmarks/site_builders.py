@@ -37,8 +37,8 @@ def _clear(keep_notebooks: bool) -> None:
         shutil.rmtree(ROOT / folder, ignore_errors=True)
     cache = ROOT / ".cache"
     for entry in cache.iterdir() if cache.is_dir() else []:
-        if keep_notebooks and entry == ROOT / NOTEBOOK_CACHE:
-            continue
+        if (keep_notebooks and entry == ROOT / NOTEBOOK_CACHE) or entry.name == "zensical-test-site":
+            continue  # the executed notebooks when asked; the test suite's Zensical build always
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
