@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 import re
+import types
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from conftest import ROOT
-from gdl_ref import bench
+from gdl_ref import bench, evaluate
 from gdl_ref.models import registry as families
 from gdl_ref.bench.report import fmt, fmt_rate, fmt_ratio, ratio, render_page, tables, targets_table
 
@@ -52,9 +53,13 @@ def test_toy_run_writes_json_with_all_fields(tmp_path: Path, capsys: pytest.Capt
     assert doc["command"].startswith("gdl-ref bench autoregressive --data moons --budget-steps 2")
     assert doc["machine"]["logical_cpus"] >= 1
     (row,) = doc["results"]
-    assert REQUIRED | {"entropy", "kl_gap"} <= row.keys(), REQUIRED - row.keys()
-    assert row["steps"] == 2 and row["device"] == "cpu" and row["bound"] == "exact" and row["samples"] == 200
-    assert row["kl_gap"] == pytest.approx(row["test_nll"] - row["entropy"])
+    assert REQUIRED | {"entropy", "kl", "kl_stderr", "hparams", "optimizer_steps", "seed"} <= row.keys(), \
+        REQUIRED - row.keys()
+    assert row["steps"] == 2 and row["device"] == "cpu" and row["bound"] == "differential" and row["samples"] == 200
+    # the paired KL is the mean of log p - log q over the same test points: NLL - H up to the test sample's noise
+    assert abs(row["kl"] - (row["test_nll"] - row["entropy"])) < 5 * row["test_nll_stderr"]
+    assert row["kl_stderr"] > 0 and row["sample_quality_stderr"].keys() == row["sample_quality"].keys()
+    assert doc["seeds"] == [0] and doc["wall_seconds"] > 0 and len(doc["summary"]) == 1
     assert row["params"] == sum(p.numel() for p in families.build("autoregressive", "moons").parameters())
     printed = capsys.readouterr().out
     assert "### Test likelihood" in printed and "autoregressive: MADE" in printed
@@ -70,6 +75,44 @@ def test_digits_run_reports_bits_per_dim_and_sample_quality(tmp_path: Path) -> N
     assert "entropy" not in row
     assert row["bound"] == "dequantized" and row["test_examples"] == row["samples"] == 16
     assert row["sample_quality"].keys() == row["sample_quality_floor"].keys() >= {"fd", "kd", "mmd", "one_nn"}
+    assert row["sample_quality_floor_sd"].keys() == row["sample_quality_stderr"].keys() == row["sample_quality"].keys()
+    assert all(v > 0 for v in row["sample_quality_floor_sd"].values())  # floors over distinct random subsets
+
+
+def test_seeds_give_one_row_each_and_a_summary_with_their_sd(tmp_path: Path) -> None:
+    out = tmp_path / "seeds.json"
+    assert _run("flow", "--data", "moons", "--budget-seconds", "1", "--eval-samples", "64", "--seeds", "0", "1", "2",
+                "--json", str(out), "--quiet") == 0
+    doc = json.loads(out.read_text())
+    assert [r["seed"] for r in doc["results"]] == [0, 1, 2] and "--seeds 0 1 2" in doc["command"]
+    (summary,) = doc["summary"]
+    nll = [r["test_nll"] for r in doc["results"]]
+    assert summary["seeds"] == [0, 1, 2] and summary["test_nll"] == pytest.approx(sum(nll) / 3)
+    assert summary["sd"]["test_nll"] == pytest.approx(float(torch.tensor(nll, dtype=torch.float64).std()))
+    assert len(set(nll)) == 3  # the seeds differ
+    assert f"{fmt(summary['test_nll'])} ± {fmt(summary['sd']['test_nll'])}" in tables(doc["results"])
+
+
+def test_the_recorded_run_uses_three_seeds_and_keeps_an_existing_json() -> None:
+    script = (ROOT / "benchmarks" / "record.sh").read_text()
+    (line,) = [x for x in script.splitlines() if '"$GDL_REF" bench' in x]
+    argv = line.split("bench", 1)[1].split("||")[0].replace('"$out"', "x.json").replace('"$@"', "").split()
+    args = _parse(*argv)
+    assert args.seeds == [0, 1, 2] and args.budget_seconds == 120 and args.peers
+    assert 'if [ -e "$out" ]' in script  # a recorded JSON is never overwritten
+
+
+def test_rows_record_what_the_optimisers_ran_with() -> None:
+    history = types.SimpleNamespace(hparams={"generator": {"lr": 1e-4, "betas": (0.5, 0.9), "weight_decay": 0.0}},
+                                    optimizer_steps={"generator": 10, "critic": 50})
+    assert bench.what_ran(history) == {"hparams": {"generator": {"lr": 1e-4, "betas": [0.5, 0.9], "weight_decay": 0.0}},
+                                       "optimizer_steps": {"generator": 10, "critic": 50}}
+    assert bench.what_ran(types.SimpleNamespace()) == {"hparams": None, "optimizer_steps": None}
+    row = bench.run_one("flow", "moons", bench.Budget(steps=2), eval_samples=32)
+    if row["hparams"] is not None:  # recorded by fit: the recipe's learning rate is what Adam ran with
+        (group,) = row["hparams"].values()
+        assert group["lr"] == pytest.approx(families.recipe("flow", "moons")["lr"])
+        assert sum(row["optimizer_steps"].values()) == row["steps"]
 
 
 def test_runs_follow_the_family_recipe_unless_told() -> None:
@@ -230,7 +273,7 @@ def test_diffusers_peer_follows_the_contract() -> None:
 
     (peer,) = [p for p in bench.load_peers(ROOT / "benchmarks" / "peers") if p.pairs_with == "diffusion"]
     model = peer.build("digits")
-    assert model.nll_bound is None and bench.bound_name(model) is None and "no NLL" in peer.note
+    assert model.nll_bound is None and evaluate.bound_of(model, "digits") is None and "no NLL" in peer.note
     loss = model.loss(load("digits", "train")[:4])
     assert loss.ndim == 0 and torch.isfinite(loss)
     model.sample_steps = 3
@@ -260,15 +303,15 @@ def _row(family: str, data: str, **extra: object) -> dict[str, object]:
 
 def test_targets_are_judged_from_the_rows() -> None:
     rows = [_row("autoregressive", "digits", test_nll=70.0, test_bits_per_dim=1.6),
-            _row("flow", "moons", test_nll=1.0, entropy=0.9, kl_gap=0.1),
+            _row("flow", "moons", test_nll=1.0, entropy=0.9, kl=0.1, kl_stderr=0.01),
             _row("gan", "8gaussians", sample_quality={"mmd": 0.03, "modes_covered": 8.0},
                  sample_quality_floor={"mmd": 0.02}),
             {"family": "ebm", "model": "", "peer": False, "data": "digits", "error": "boom"}]
     text = targets_table(rows)
     lines = {tuple(c.strip() for c in line.strip("|").split("|")[:3]): line for line in text.splitlines()}
     assert "reached" in lines[("autoregressive", "digits", "bits/dim ≤ 1.75")]
-    assert "not reached" in lines[("flow", "moons", "KL gap ≤ 0.05 nats")]
-    assert "| 1.500 | reached" in lines[("gan", "8gaussians", "MMD ≤ 2 × floor")]
+    assert "| 0.100 ± 0.010 | 1 | not reached" in lines[("flow", "moons", "KL ≤ 0.05 nats")]
+    assert "| 1.500 | 1 | reached" in lines[("gan", "8gaussians", "MMD ≤ 2 × floor")]
     assert "| reached" in lines[("gan", "8gaussians", "8 of 8 modes covered")]
     assert "failed to run" in lines[("ebm", "digits", "FD ≤ 2 × floor")]
 
@@ -278,6 +321,8 @@ def test_distances_show_their_floor_and_ratio() -> None:
                  sample_quality_floor={"fd": 1.5, "one_nn": 0.5})]
     text = tables(rows)
     assert "3.000 (1.500; 2.00×)" in text and "0.800 (0.500; 1.60×)" in text
+    rows[0].update(sample_quality_stderr={"fd": 0.25}, sample_quality_floor_sd={"fd": 0.5})
+    assert "3.000 ± 0.250 (1.500 ± 0.500; 2.00×)" in tables(rows)
     assert "### Test likelihood" not in text  # no likelihood for a GAN
 
 
@@ -295,11 +340,16 @@ def test_page_shows_date_machine_command_and_versions(tmp_path: Path) -> None:
            "note": "a busy machine", "versions": {"torch": "9.9", "zuko": "1.0"},
            "machine": {"cpu": "Some CPU", "logical_cpus": 2, "torch_threads": 2, "system": "Linux",
                        "loadavg_start": [7.5, 6.0, 5.0], "loadavg_end": [8.0, 7.0, 5.5]},
-           "results": [_row("flow", "moons", test_nll=1.0, entropy=0.9, kl_gap=0.1)]}
+           "seeds": [0, 1], "wall_seconds": 4000.0,
+           "results": [_row("flow", "moons", seed=0, test_nll=1.0, entropy=0.9, kl=0.1, kl_stderr=0.02),
+                       _row("flow", "moons", seed=1, test_nll=1.2, entropy=0.9, kl=-0.1, kl_stderr=0.02,
+                            kl_negative=True)]}
     page = render_page(doc, "benchmarks/results/x.json")
     for needle in ("2026-01-02T03:04:05+00:00", "`gdl-ref bench all --budget-seconds 2`", "Some CPU, 2 logical CPUs",
                    "7.5, 6, 5 → 8, 7, 5.5", "torch 9.9, zuko 1.0", '!!! warning "About this run"',
-                   "    a busy machine", "2 s per run (2-D toys)", '<!--pytest.mark.skip(reason="'):
+                   "    a busy machine", "2 s per run (2-D toys)", '<!--pytest.mark.skip(reason="',
+                   "| seeds | 0, 1 |", "| wall time of the whole run | 1 h 7 min |", "mean ± sd over 2 seeds",
+                   "| 1.100 ± 0.141 |", "0.000 ± 0.141 †", "| KL ≤ 0.05 nats | 0.000 ± 0.141 | 2 | reached |"):
         assert needle in page, needle
     # every bash fence on the page is marked as not run
     fences = re.findall(r'(<!--pytest\.mark\.skip\(reason="[^"]+"\)-->\n\n)?```bash', page)

@@ -95,7 +95,7 @@ def test_internal_error_is_one_line(tmp_path, capsys, monkeypatch):
 
 def test_no_subcommand_prints_usage(capsys):
     code, _, err = run([], capsys)
-    assert code == 2 and "{check,import,export}" in err
+    assert code == 2 and "{check,import,export,lock,retire}" in err
 
 
 @pytest.mark.parametrize("argv", [["check", "tests/cards_corpus/no_answer.md"]])

@@ -1,6 +1,7 @@
 """Export: the Anki deck's notes and GUIDs, the CSV, and a stable flashcard round trip."""
 
 import csv
+import re
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -69,12 +70,13 @@ def test_anki_deck_one_note_per_card_with_stable_guids(tmp_path):
     assert (key, chapter, title) == ("good_card/corpus-mle", "A good chapter", "Maximum likelihood")
     assert "\\[\\hat\\theta = \\operatorname*{arg\\,max}_\\theta \\log p(D \\mid \\theta)\\]" in background
     assert "\\(D\\)" in background and "$" not in background
-    assert '<pre><code class="language-python">import math' in answer
+    assert '<div class="highlight"><pre><span></span><code><span class="kn">import</span>' in answer
     assert source == "tests/cards_corpus/good_card.md:5"
     embed_answer = rows[1][2].split("\x1f")[5]
-    assert "def _check_braces(tex: str) -&gt; None:" in embed_answer and "--8&lt;--" not in embed_answer
+    assert "def _check_braces(tex: str) -&gt; None:" in re.sub(r"<[^>]+>", "", embed_answer)
+    assert "--8&lt;--" not in embed_answer
     assert "pytest-codeblocks" not in embed_answer
-    assert rows[0][3].split() == ["good_card"]
+    assert rows[0][3].split() == ["gdl-ref::page::good_card"]
 
 
 def test_deck_id_is_fixed(tmp_path):
@@ -114,7 +116,7 @@ def test_problems_stop_the_export(tmp_path):
 
 
 def test_unknown_format(tmp_path):
-    with pytest.raises(ValueError, match="choose one of anki, csv, flashcards"):
+    with pytest.raises(ValueError, match="choose one of anki, csv, flashcards, crowdanki"):
         export_cards([GOOD], "pdf", tmp_path / "x", root=ROOT)
 
 

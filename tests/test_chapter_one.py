@@ -1,8 +1,9 @@
-"""Chapter 1 mirrors the chapter-1 flashcards card for card, and corrects them where they err.
+"""Chapter 1 holds one card per chapter-1 flashcard, after the foundations they assume, and corrects them.
 
 The flashcards (chapter 1 of Foster, *Generative Deep Learning*, 2nd ed., from "Generative Model
-Taxonomy" on) are listed below with their questions; the page must hold one card per flashcard,
-in order, under a stable id, and must state each correction on the card it belongs to.
+Taxonomy" on) are listed below with their questions; the page must hold one card per flashcard
+under a stable id (the deck's note identities depend on it), must open with the foundation cards,
+and must state each correction on the card it belongs to, quoting the flashcard.
 """
 
 from __future__ import annotations
@@ -52,6 +53,17 @@ FLASHCARDS = [
     ("Discriminative Modeling Foundation",
      "What are the differences between generative and discriminative models?", "generative-vs-discriminative"),
 ]
+# Cards with no flashcard of their own: the foundations of the book's chapter 1 that the flashcards assume.
+FOUNDATIONS = ["sample-space", "probability-density", "parametric-modelling", "latent-space"]
+# The set-up cards (the book's code, cloning, Docker, a GPU, this project's set-up), kept together.
+SET_UP = ["book-codebase", "clone-the-repository", "docker-environment", "gpu-in-the-cloud", "getting-started"]
+# Reading order: foundations, what a generative model is, likelihood, the taxonomy, then set-up.
+PAGE_ORDER = FOUNDATIONS + [
+    "generative-vs-discriminative", "desirable-properties",
+    "mle", "generative-modelling-as-mle",
+    "taxonomy", "explicit-density-models", "implicit-density-models", "vae-objective", "ebm-vs-vae",
+    "how-diffusion-works", "why-deep-learning", "six-families",
+] + SET_UP
 # Questions reworded on the page because the flashcard's wording leans on text the card does not have.
 REWORDED = {
     "clone-the-repository": "How do you clone the Git repository that accompanies the book?",
@@ -73,6 +85,24 @@ SIX_FAMILIES = {
 }
 FAMILY_PAGES = {"vae", "gan", "autoregressive", "flows", "ebm", "diffusion", "mle", "generative-vs-discriminative"}
 CORRECTION = '!!! note "Correction"'
+# For each corrected card, words of the flashcard (as the seed prints them, up to case and spacing)
+# that its Correction box must quote, inside one span between straight quotes or between backticks.
+FLASHCARD_QUOTES = {
+    "mle": "most likely to have generated the observed data",
+    "taxonomy": "Model a tractable approximation of the density function directly",
+    "explicit-density-models": "return sum / windowSize + Math.random(); // Example logic",
+    "implicit-density-models": "// Train the discriminator on both real and fake samples",
+    "vae-objective": "the joint probability distribution $p(x)$",
+    "ebm-vs-vae": "the energy of a system",
+    "how-diffusion-works": "to reverse this process",
+    "why-deep-learning": "without needing a priori information",
+    "docker-environment": "docker run -it --rm <image-name>",
+    "gpu-in-the-cloud": "--accelerator type=nvidia-tesla-k80,count=1",
+    "desirable-properties": "Expressiveness",
+    "six-families": "autoregressive hierarchical models",
+    "getting-started": "git clone https://github.com/your-repo-url.git",
+    "generative-vs-discriminative": "model the joint probability distribution $P(X, Y)$ of input-output pairs",
+}
 
 
 @pytest.fixture(scope="module")
@@ -106,17 +136,68 @@ def _split_corrections(answer: str) -> tuple[str, str]:
     return "\n".join(main), "\n".join(boxes)
 
 
-def _table_rows(text: str) -> list[list[str]]:
-    """Body rows of the Markdown tables in text, as lists of cell strings."""
-    rows = [line.strip() for line in text.splitlines() if line.strip().startswith("|")]
-    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+def _table_rows(text: str, which: int = 0) -> list[list[str]]:
+    """Body rows of the ``which``-th Markdown table in text, as lists of cell strings."""
+    tables: list[list[str]] = []
+    previous_was_row = False
+    for line in text.splitlines():
+        is_row = line.strip().startswith("|")
+        if is_row and not previous_was_row:
+            tables.append([])
+        if is_row:
+            tables[-1].append(line.strip())
+        previous_was_row = is_row
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in tables[which]]
     return [r for r in cells if not all(set(c) <= set("-: ") for c in r)][1:]
 
 
-def test_one_card_per_flashcard_in_order(page) -> None:
-    assert [c.id for c in page.cards] == [card_id for _, _, card_id in FLASHCARDS]
-    assert len(page.cards) == 17
+def _heading_ids(path: Path) -> set[str]:
+    """The ids of a page's headings: explicit {#id}s and the slugs MkDocs makes of the others."""
+    ids = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"^#{1,6} (.*?)\s*(?:\{#([a-z0-9-]+)\})?\s*$", line)
+        if heading:
+            ids.add(heading.group(2) or re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", heading.group(1).lower())))
+    return ids
+
+
+def test_one_card_per_flashcard_after_the_foundations(page) -> None:
+    ids = [c.id for c in page.cards]
+    assert ids == PAGE_ORDER
+    assert set(ids) - set(FOUNDATIONS) == {card_id for _, _, card_id in FLASHCARDS}
+    assert len(ids) == len(set(ids)) == 17 + len(FOUNDATIONS)
     assert page.title.startswith("Chapter 1")
+
+
+def test_reading_order_note_links_every_card_in_page_order(page) -> None:
+    text = PAGE.read_text(encoding="utf-8")
+    note = text[text.index('!!! tip "Reading order"'):text.index("\n## ")]
+    linked = re.findall(r"\]\(#([a-z0-9-]+)\)", note)
+    assert linked == [c.id for c in page.cards]
+    # The set-up cards form the last group, and the note says they can be read on their own.
+    last_group = note[note.index("**Setting up the code**"):]
+    assert re.findall(r"\]\(#([a-z0-9-]+)\)", last_group) == SET_UP
+    assert "independent" in last_group
+
+
+def test_foundation_cards_show_what_they_claim(cards) -> None:
+    for card_id in FOUNDATIONS:
+        card = cards[card_id]
+        kinds = [b.kind for b in card.code]
+        # A runnable example, and the output it prints, which pytest-codeblocks compares.
+        assert kinds[:2] == ["run", "output"], card_id
+        assert "print(" in card.code[0].code and card.code[1].code.strip(), card_id
+    # The densities integrate to one, and a density value can exceed one.
+    density = cards["probability-density"].code[1].code
+    assert density.count("integral 1.0000") == 2
+    largest = [float(v) for v in re.findall(r"largest value ([\d.]+)", density)]
+    assert max(largest) > 1 > min(largest)
+    # The bounding box has the largest likelihood; a box that misses a point has none.
+    box = dict(re.findall(r"^(.*?)\s+log L =\s+(\S+)$", cards["parametric-modelling"].code[1].code, re.M))
+    assert float(box["bounding box"]) > float(box["2 wider on each side"]) and box["misses one point"] == "-inf"
+    # Halfway in pixel space is no tin; halfway in latent space is one.
+    latent = cards["latent-space"].code[1].code
+    assert "pixel mean is a tin:  False" in latent and "latent mean is a tin: True" in latent
 
 
 def test_every_card_is_well_formed(page) -> None:
@@ -127,7 +208,7 @@ def test_every_card_is_well_formed(page) -> None:
         assert card.background.strip(), card.id
         assert card.question.endswith("?"), card.id
         assert len(card.answer.split()) >= 40, f"{card.id}: the answer is too thin to stand alone"
-    assert len(re.findall(r"^\?\?\? question ", PAGE.read_text(encoding="utf-8"), re.M)) == 17
+    assert len(re.findall(r"^\?\?\? question ", PAGE.read_text(encoding="utf-8"), re.M)) == len(PAGE_ORDER)
 
 
 def test_questions_are_the_flashcards_own_unless_reworded(cards) -> None:
@@ -145,6 +226,15 @@ def test_corrections_are_stated_on_their_cards(cards) -> None:
     for card_id in CORRECTED:
         _, box = _split_corrections(cards[card_id].answer)
         assert "flashcard" in box, f"{card_id}: a correction names what the flashcard says"
+
+
+def test_corrections_quote_the_flashcard(cards) -> None:
+    assert set(FLASHCARD_QUOTES) == CORRECTED
+    for card_id, quote in FLASHCARD_QUOTES.items():
+        _, box = _split_corrections(cards[card_id].answer)
+        box = " ".join(box.split()).lower()
+        quoted = rf'(["`])[^"`]*{re.escape(quote.lower())}[^"`]*\1'  # inside one quoted span
+        assert re.search(quoted, box), f"{card_id}: the Correction box does not quote {quote!r}"
 
 
 def test_six_families_are_the_books(cards) -> None:
@@ -177,6 +267,44 @@ def test_taxonomy_places_each_family(cards) -> None:
     for branch, families in expected.items():
         for family in families:
             assert density[family] == branch.removesuffix(" density"), family
+
+
+def test_trade_off_table_is_generated_and_every_cell_links_to_evidence(cards) -> None:
+    from gdl_ref.lessons import taxonomy
+
+    text = PAGE.read_text(encoding="utf-8")
+    start = text.index("<!-- generated by gdl_ref.lessons.taxonomy.trade_off_table")
+    block = text[text.index("\n", start):text.index("<!-- end of the generated table -->", start)]
+    shown = "\n".join(line.removeprefix("    ") for line in block.strip("\n").splitlines()).strip()
+    assert shown == taxonomy.trade_off_table(), "regenerate the table: python -m gdl_ref.lessons.taxonomy"
+    rows = _table_rows(_split_corrections(cards["taxonomy"].answer)[0], which=1)
+    assert len(rows) == 6
+    branch_of = {r[0].lower(): r[2].lower() for r in _table_rows(_split_corrections(cards["taxonomy"].answer)[0])}
+    for row in rows:
+        family = re.sub(r"\[(.*?)\]\(.*?\)", r"\1", row[0])
+        assert any(family in families and row[1] in branch for branch, families in branch_of.items()), family
+        for cell in row[:1] + row[2:]:  # every cell but the branch is a link to what shows it
+            target = re.fullmatch(r"\[[^\]]+\]\(\.\./([^)#]+)(?:#([a-z0-9-]+))?\)", cell)
+            assert target, f"{family}: {cell!r} is not one link"
+            page, anchor = ROOT / "docs" / target.group(1), target.group(2)
+            assert page.is_file(), cell
+            assert anchor is None or anchor in _heading_ids(page), cell
+    # What each branch can report, as the taxonomy says it.
+    reports = {re.sub(r"\[(.*?)\]\(.*?\)", r"\1", r[0]): r[2] for r in rows}
+    assert "exact" in reports["autoregressive models"] and "exact" in reports["normalizing flows"]
+    assert "bound" in reports["variational autoencoders"] and "bound" in reports["diffusion models"]
+    assert "no likelihood" in reports["energy-based models"]
+    assert "samples only" in reports["generative adversarial networks"]
+
+
+def test_taxonomy_says_what_tractable_means_and_where_later_models_fit(cards) -> None:
+    main, _ = _split_corrections(cards["taxonomy"].answer)
+    assert "**tractable**" in main
+    assert "Transformer" in main and "autoregressive" in main
+    assert "Score-based models" in main and "diffusion" in main
+    tree = next(b for b in cards["taxonomy"].code if b.kind == "output").code
+    assert tree.splitlines()[0] == "generative models"
+    assert "Transformers" in tree and "score-based" in tree
 
 
 def test_three_desirable_properties(cards) -> None:
@@ -219,9 +347,10 @@ def test_java_replaced_by_pytorch_that_runs(page, cards) -> None:
         assert any(b.kind == "run" and b.lang == "python" for b in cards[card_id].code), card_id
     # The MLE fits, the autoregressive model and the GAN step are the package's own code, embedded.
     refs = [r for c in page.cards for b in c.code if b.kind == "embed" for r in b.refs]
-    assert refs == ["src/gdl_ref/lessons/mle.py:closed_form", "src/gdl_ref/lessons/mle.py:gd", "src/gdl_ref/lessons/sequence.py:log_prob",
-                    "src/gdl_ref/lessons/sequence.py:sample", "src/gdl_ref/models/gan.py:steps",
-                    "src/gdl_ref/lessons/discriminative.py:generative", "src/gdl_ref/lessons/discriminative.py:discriminative"]
+    assert refs == ["src/gdl_ref/lessons/discriminative.py:generative", "src/gdl_ref/lessons/discriminative.py:discriminative",
+                    "src/gdl_ref/lessons/mle.py:closed_form", "src/gdl_ref/lessons/mle.py:gd",
+                    "src/gdl_ref/lessons/sequence.py:log_prob", "src/gdl_ref/lessons/sequence.py:sample",
+                    "src/gdl_ref/models/gan.py:steps"]
     # The MLE snippet compares the closed form with gradient descent and shows both.
     mle = cards["mle"].code
     assert [b.kind for b in mle] == ["embed", "embed", "run", "output"]
@@ -245,6 +374,21 @@ def test_set_up_cards(cards) -> None:
     book = cards["book-codebase"].background + cards["book-codebase"].answer
     assert "TensorFlow 2.10" in book and "Kaggle" in book and "Docker" in book
     assert "docker compose build" in cards["docker-environment"].answer
+    # The book's repository names its GPU compose file docker-compose.gpu.yml.
+    assert "-f docker-compose.gpu.yml" in cards["docker-environment"].answer
+    assert "docker-compose-gpu" not in text
+
+
+def test_errata_stay_fixed(cards) -> None:
+    # An EBM reports no likelihood; only VAEs and diffusion models report a bound.
+    taxonomy, _ = _split_corrections(cards["taxonomy"].answer)
+    assert "reports no likelihood" in taxonomy and "Approximate ones report a bound" not in taxonomy
+    # Contrastive divergence starts at the data; chains from noise or a buffer are persistent CD or short-run MCMC.
+    ebm = " ".join(cards["ebm-vs-vae"].answer.split())
+    assert "starts those chains at the training data" in ebm
+    assert "persistent contrastive divergence" in ebm and "short-run MCMC" in ebm
+    # The book opens with chapter 1 (generative modelling); deep learning is chapter 2.
+    assert "opens with deep learning" not in cards["why-deep-learning"].background
 
 
 def test_commands_that_need_a_network_are_shown_not_run(page) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +77,7 @@ def test_help_reads_well(capsys):
     (["train", "pixelrnn"], "invalid choice: 'pixelrnn' (choose from 'autoregressive', 'flow'"),
     (["train", "flow", "--data", "cifar"], "invalid choice: 'cifar' (choose from 'digits', 'moons'"),
     (["train", "flow", "--frobnicate"], "unrecognized arguments: --frobnicate; valid options: --amp, --batch-size"),
-    (["train", "flow", "--steps", "0"], "must be positive"),
+    (["train", "flow", "--steps", "0"], "must be a finite positive number"),
     (["train", "flow", "--device", "tpu"], "unknown device 'tpu'; valid: cpu, cuda, cuda:N"),
     (["train", "flow", "--set", "nonsense=3", "--steps", "1"], "nonsense"),
     (["evaluate", "does/not/exist"], "no such checkpoint: does/not/exist"),
@@ -123,7 +126,7 @@ def test_round_trip_train_sample_evaluate(tmp_path, capsys, pixels_family):
     assert {p.name for p in out.iterdir()} == {"checkpoint", "metrics.json", "samples.png"}
     assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["family"] == "pixels" and metrics["steps"] == 60 and metrics["nll_bound"] == "exact"
+    assert metrics["family"] == "pixels" and metrics["steps"] == 60 and metrics["bound"] == "exact"
     assert metrics["test_nll"] < 64 * math.log(17)  # better than uniform after 60 steps
     assert metrics["test_bits_per_dim"] == pytest.approx(metrics["test_nll"] / (64 * math.log(2)))
     assert set(metrics["sample_quality"]) == {"fd", "kd", "mmd", "one_nn"} == set(metrics["sample_quality_floor"])
@@ -135,6 +138,12 @@ def test_round_trip_train_sample_evaluate(tmp_path, capsys, pixels_family):
     s = np.load(tmp_path / "s.npy")
     assert s.shape == (10, 1, 8, 8) and s.min() >= 0 and s.max() <= 16
     assert cli.main(["sample", str(out / "checkpoint"), "--n", "10", "--out", str(tmp_path / "s.png")]) == 0
+    kept = (tmp_path / "s.npy").read_bytes()
+    assert cli.main(["sample", str(out / "checkpoint"), "--n", "5", "--out", str(tmp_path / "s.npy")]) == 2
+    assert f"--out {tmp_path / 's.npy'} exists; pass --force" in capsys.readouterr().err
+    assert (tmp_path / "s.npy").read_bytes() == kept
+    assert cli.main(["sample", str(out / "checkpoint"), "--n", "5", "--out", str(tmp_path / "s.npy"), "--force"]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (5, 1, 8, 8)
     assert cli.main(["sample", str(out / "checkpoint"), "--n", "10", "--out", str(tmp_path / "s.gif")]) == 2
     assert "valid: .png, .npy, .pt" in capsys.readouterr().err
 
@@ -159,6 +168,160 @@ def test_round_trip_with_a_real_family_on_toys(tmp_path, capsys):
     out = tmp_path / "flow"
     assert cli.main(["train", "flow", "--data", "8gaussians", "--steps", "5", "--out", str(out), "--no-progress"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {"test_nll", "entropy", "kl_gap", "sample_quality"} <= set(metrics)
+    assert {"test_nll", "entropy", "kl", "kl_stderr", "sample_quality", "sample_quality_stderr"} <= set(metrics)
     assert {"modes_covered", "high_quality_share"} <= set(metrics["sample_quality"])
     assert cli.main(["evaluate", str(out / "checkpoint"), "--json"]) == 0
+
+
+# ----------------------------------------------------------------------------- runs that are safe to stop and to repeat
+
+@pytest.mark.parametrize("argv, option", [
+    (["--seconds", "nan"], "--seconds"),
+    (["--seconds", "inf"], "--seconds"),
+    (["--lr", "nan"], "--lr"),
+    (["--lr", "-inf"], "--lr"),
+    (["--clip-grad", "nan"], "--clip-grad"),
+    (["--ema", "nan"], "--ema"),
+    (["--ema", "1.5"], "--ema"),
+    (["--set", "beta=1e999"], "--set"),
+    (["--set", "beta=nan"], "--set"),
+    (["--checkpoint-every", "nans"], "--checkpoint-every"),
+    (["--checkpoint-every", "0"], "--checkpoint-every"),
+])
+def test_non_finite_options_are_refused_by_name(capsys, argv, option):
+    assert cli.main(["train", "flow", *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if training starts: the checks must come before it."""
+    from gdl_ref import train
+
+    @functools.wraps(train.fit)  # the same signature: recipes read fit's defaults from it
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(train, "fit", refuse)
+
+
+def test_out_is_checked_before_training(tmp_path, capsys, pixels_family, no_training):
+    (tmp_path / "file").write_text("mine")
+    cases = [(tmp_path / "file", "a file, not a folder"), (tmp_path / "file" / "run", "not writable")]
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "metrics.json").write_text("{}")
+    cases.append((tmp_path / "old", "holds a run (metrics.json); pass --force to replace it, or --resume"))
+    (tmp_path / "odd" / "checkpoint").mkdir(parents=True)
+    (tmp_path / "odd" / "checkpoint" / "notes.txt").write_text("mine")
+    cases.append((tmp_path / "odd", "is not a checkpoint folder; not replacing it"))
+    for out, message in cases:
+        assert cli.main(["train", "pixels", "--steps", "1", "--out", str(out), "--force"
+                         if "odd" in str(out) else "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out}" in err and message in err, err
+    assert (tmp_path / "file").read_text() == "mine" and (tmp_path / "old" / "metrics.json").read_text() == "{}"
+
+
+def _weights(run) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(run / "checkpoint" / "model.safetensors"))
+
+
+def _interrupt_at(monkeypatch, step: int, signum: int) -> None:
+    """The test model sends ``signum`` to its own process during training step ``step`` (counted from 1)."""
+    calls = []
+    loss = IndependentPixels.loss
+
+    def interrupting(self, x):
+        calls.append(1)
+        if len(calls) == step:
+            os.kill(os.getpid(), signum)
+        return loss(self, x)
+
+    monkeypatch.setattr(IndependentPixels, "loss", interrupting)
+
+
+def test_resume_through_the_cli_equals_one_run(tmp_path, capsys, pixels_family, monkeypatch):
+    """10 + 10 steps equal 20 steps, whether the first run ended on its budget or on SIGINT or SIGTERM."""
+    common = ["--lr", "0.05", "--samples", "64", "--no-progress"]
+    assert cli.main(["train", "pixels", "--steps", "20", "--out", str(tmp_path / "straight"), *common]) == 0
+    assert cli.main(["train", "pixels", "--steps", "10", "--out", str(tmp_path / "budget"), *common]) == 0
+    assert cli.main(["train", "--resume", str(tmp_path / "budget"), "--steps", "20", "--no-progress"]) == 0
+    for name, signum in (("sigint", signal.SIGINT), ("sigterm", signal.SIGTERM)):
+        run = tmp_path / name
+        with monkeypatch.context() as m:
+            _interrupt_at(m, 11, signum)  # during step 11: that step finishes, then the run stops
+            capsys.readouterr()
+            assert cli.main(["train", "pixels", "--steps", "20", "--out", str(run), *common]) == 128 + signum
+        err = capsys.readouterr().err
+        assert f"stopped after step 11" in err and f"gdl-ref train --resume {run}" in err
+        assert json.loads((run / "checkpoint" / "meta.json").read_text())["step"] == 11
+        assert not (run / "metrics.json").exists()
+        assert cli.main(["train", "--resume", str(run), "--no-progress"]) == 0  # the run's own budget: 20
+    straight = _weights(tmp_path / "straight")
+    metrics = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    for name in ("budget", "sigint", "sigterm"):
+        resumed = _weights(tmp_path / name)
+        assert resumed.keys() == straight.keys() and all(torch.equal(resumed[k], straight[k]) for k in straight)
+        again = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert again["steps"] == 20 and again["test_nll"] == metrics["test_nll"]
+        assert again["optimizer_steps"] == {"model": 20} and again["hparams"]["model"]["lr"] == 0.05
+
+
+def test_resume_keeps_the_runs_settings(tmp_path, capsys, pixels_family):
+    run = tmp_path / "run"
+    assert cli.main(["train", "pixels", "--steps", "2", "--lr", "0.05", "--samples", "16", "--out", str(run),
+                     "--no-progress"]) == 0
+    before = (run / "checkpoint" / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    meta_file = run / "checkpoint" / "meta.json"
+    for argv, message in [
+        (["--lr", "0.1"], f"--lr 0.1 differs from the run's 0.05 ({meta_file})"),
+        (["flow"], "family flow differs from the run's pixels"),
+        (["--set", "temperature=2.0"], "--overrides {'temperature': 2.0} differs"),
+        (["--out", str(tmp_path / "elsewhere")], "a resumed run writes into its own folder"),
+    ]:
+        assert cli.main(["train", *argv, "--resume", str(run), "--steps", "4"]) == 2
+        assert message in capsys.readouterr().err
+    assert cli.main(["train", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "no such run folder" in capsys.readouterr().err
+    assert cli.main(["train", "pixels", "--out", str(run), "--steps", "1"]) == 2  # an existing run, no --force
+    assert "--resume" in capsys.readouterr().err
+    assert (run / "checkpoint" / "model.safetensors").read_bytes() == before
+    data = bytearray(before)
+    data[-5] ^= 0xFF
+    (run / "checkpoint" / "model.safetensors").write_bytes(bytes(data))
+    assert cli.main(["train", "--resume", str(run), "--steps", "4"]) == 2
+    assert f"{run / 'checkpoint' / 'model.safetensors'}: SHA-256" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigint_to_a_training_subprocess_leaves_a_run_that_resumes_identically(tmp_path):
+    """A real SIGINT from outside, at whatever step the run has reached, then --resume: the same weights as
+    one run of as many steps."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "gdl_ref.cli", "train", "flow", "--data", "moons", "--samples", "200",
+           "--no-progress"]
+    run = tmp_path / "stopped"
+    proc = subprocess.Popen([*cmd, "--steps", "100000", "--checkpoint-every", "5", "--out", str(run)],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    meta = run / "checkpoint" / "meta.json"
+    deadline = time.monotonic() + 120
+    while not meta.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    step = json.loads(meta.read_text())["step"]
+    assert 5 <= step < 100000 and f"gdl-ref train --resume {run}" in err
+    total = str(step + 7)
+    resumed = subprocess.run([*cmd[:3], "train", "--resume", str(run), "--steps", total, "--no-progress"],
+                             capture_output=True, text=True, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    straight = subprocess.run([*cmd, "--steps", total, "--out", str(tmp_path / "straight")], capture_output=True,
+                              text=True, env=env)
+    assert straight.returncode == 0, straight.stderr
+    a, b = _weights(run), _weights(tmp_path / "straight")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gdl_ref import data
+from gdl_ref.likelihood import Bound
 from gdl_ref.models import diffusion
 from gdl_ref.models.unet import UNet, time_embedding
 
@@ -164,6 +165,26 @@ def test_loss_is_the_noise_prediction_error(output: str) -> None:
         assert model.net.conv_out.weight.grad.flatten(1).std(0).max() > 1e-6
 
 
+def test_bound_is_the_same_in_train_mode_and_eval_mode() -> None:
+    # dropout is active in train mode; log_prob runs in eval mode itself and restores the mode
+    model = _tiny(timesteps=10, dropout=0.5)
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # a denoiser whose output depends on the dropped units
+    x = data.digits("test")[0][:4]
+    model.train()
+    in_train = model.log_prob(x, generator=torch.Generator().manual_seed(0))
+    assert model.training and model.net.conv_out.training  # the mode is restored
+    model.eval()
+    in_eval = model.log_prob(x, generator=torch.Generator().manual_seed(0))
+    assert not model.training
+    torch.testing.assert_close(in_train, in_eval, rtol=0, atol=0)
+    model.train()
+    s1 = model.sample(2, steps=3, generator=torch.Generator().manual_seed(1))
+    model.eval()
+    assert torch.equal(s1, model.sample(2, steps=3, generator=torch.Generator().manual_seed(1)))
+
+
 def test_contract_digits() -> None:
     model = _tiny()
     x, _ = data.digits("train")
@@ -173,7 +194,7 @@ def test_contract_digits() -> None:
     for method in diffusion.METHODS:
         s = model.sample(3, steps=4, method=method)
         assert s.shape == (3, 1, 8, 8) and s.dtype == torch.int64 and s.min() >= 0 and s.max() <= 16
-    assert diffusion.Diffusion.nll_bound == "elbo"
+    assert diffusion.Diffusion.bound is Bound.ELBO and model.nll_bound == "elbo"
     with pytest.raises(ValueError, match=r"\(B, 1, 8, 8\)"):
         model.loss(x[:3].reshape(3, 64))
     with pytest.raises(ValueError, match="ddim"):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import linalg
 
-from gdl_ref import data, metrics
+from gdl_ref import data, evaluate, metrics
 
 torch.set_num_threads(1)
 
@@ -97,6 +97,33 @@ def test_toy_sample_quality_on_known_cases():
         metrics.toy_sample_quality(torch.zeros(5, 3), "ring")
 
 
+def test_resampled_statistics_treat_copies_as_one_point():
+    # a resample read through counts equals the statistic computed on the resampled sets by hand,
+    # with the copies of a point never paired with themselves
+    a, b = gauss(30, 3, 11), gauss(25, 3, 12, shift=0.5)
+    g = torch.Generator().manual_seed(3)
+    ia, ib = torch.randint(30, (30,), generator=g), torch.randint(25, (25,), generator=g)
+    x = torch.cat([a, b])
+    c = metrics.resample_counts(30, 25, ia, ib)
+    ra, rb = a[ia], b[ib]
+    # MMD (V-statistic): the resampled sets as they are
+    got = metrics.mmd_from_gram(metrics.gaussian_gram(x, (1.0,)), 30, c)
+    assert got == pytest.approx(metrics.mmd(ra, rb, (1.0,)), rel=1e-9)
+    # KID: pairs of copies left out, like the pairs i = j
+    k = metrics.polynomial_gram(torch.cat([ra, rb]))
+    oa, ob = ia[:, None] != ia[None, :], ib[:, None] != ib[None, :]
+    by_hand = k[:30, :30][oa].mean() + k[30:, 30:][ob].mean() - 2 * k[:30, 30:].mean()
+    assert metrics.kernel_distance_from_gram(metrics.polynomial_gram(x), 30, c) == pytest.approx(float(by_hand))
+    # 1-NN: each drawn point's nearest drawn point of another origin
+    d = torch.cdist(x, x)
+    origin = torch.cat([ia, 30 + ib])
+    dd = d[origin][:, origin]
+    dd[origin[:, None] == origin[None, :]] = math.inf
+    labels = torch.cat([torch.zeros(30), torch.ones(25)])
+    expected = float((labels[dd.argmin(1)] == labels).double().mean())
+    assert metrics.one_nn_from_distances(d, metrics.neighbour_order(d), 30, c) == pytest.approx(expected)
+
+
 # ----------------------------------------------------------------------------- the classifier
 
 def test_classifier_is_accurate_and_rejects_bad_input():
@@ -110,7 +137,7 @@ def test_classifier_is_accurate_and_rejects_bad_input():
 
 
 def test_sample_quality_floor_beats_noise_and_the_wrong_class():
-    floor = metrics.sample_quality_floor()
+    floor = {k: mean for k, (mean, _) in evaluate.floor("digits", 447).items()}
     assert set(floor) == {"fd", "kd", "mmd", "one_nn"}
     noise = metrics.sample_quality(torch.randint(0, 17, (447, 1, 8, 8), generator=torch.Generator().manual_seed(0)))
     x, y = data.digits("train")
@@ -133,3 +160,23 @@ def test_classifier_training_is_reproducible():
     for k, v in a.state_dict().items():
         assert torch.allclose(v, cached.state_dict()[k], atol=1e-4), k
     assert metrics.classifier_accuracy(a) == metrics.classifier_accuracy(cached)
+
+
+def test_the_metrics_page_figures_are_generated_from_their_json():
+    import importlib.util
+    import json
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("metrics_figures", ROOT / "benchmarks" / "metrics_figures.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    doc = json.loads(script.JSON_PATH.read_text(encoding="utf-8"))
+    assert script.render(doc) == script.PAGE_PATH.read_text(encoding="utf-8"), (
+        "benchmarks/results/metrics-figures.md is out of date: run python benchmarks/metrics_figures.py render")
+    page = (ROOT / "docs" / "guide" / "metrics.md").read_text(encoding="utf-8")
+    for section in ("classifier", "digits_floor", "toy_floors"):
+        assert f'--8<-- "benchmarks/results/metrics-figures.md:{section}"' in page, section
+    assert set(doc["floors"]) == {"digits", *data.TOY_NAMES} and doc["floor_subsets"] == evaluate.FLOOR_SUBSETS
+    assert all(sd > 0 for f in doc["floors"].values() for key, (mean, sd) in f["values"].items()
+               if key != "modes_covered")

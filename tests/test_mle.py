@@ -10,7 +10,7 @@ import torch
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from gdl_ref import data
-    from gdl_ref.lessons import mle
+from gdl_ref.lessons import mle
 from gdl_ref.train import fit
 
 
@@ -108,5 +108,5 @@ def test_build_contract() -> None:
         mle.build("cifar")
     with pytest.raises(TypeError, match="componentz"):
         mle.build("moons", componentz=3)
-    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+    with pytest.raises(ValueError, match=r"\(B, 2\)"):
         mle.build("moons").log_prob(torch.zeros(4, 3))

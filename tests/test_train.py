@@ -277,3 +277,102 @@ def test_cuda_bf16_autocast_trains():
     fit(a, data(), steps=5, batch_size=32, device="cuda", seed=4)
     fit(b, data(), steps=5, batch_size=32, device="cuda", seed=4)
     assert torch.allclose(a.net[0].weight, b.net[0].weight, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- what ran
+
+def test_history_records_the_optimisers_settings_and_steps_apart():
+    model = Pair()
+    x, y = torch.full((64,), 2.0), torch.full((64,), -1.0)
+    h = fit(model, (x, y), steps=9, batch_size=16, lr=0.1)
+    assert h.hparams == {"a": {"type": "SGD", "lr": 0.1, "weight_decay": 0.0, "momentum": 0},
+                         "b": {"type": "SGD", "lr": 0.1, "weight_decay": 0.0, "momentum": 0}}
+    assert h.optimizer_steps == {"a": 9, "b": 5}  # b steps at 0, 2, 4, 6, 8
+    h = fit(make(), data(), steps=3, batch_size=32, lr=2e-3, weight_decay=0.01)
+    assert h.hparams["model"]["type"] == "AdamW" and h.hparams["model"]["lr"] == 2e-3
+    assert h.hparams["model"]["weight_decay"] == 0.01 and h.hparams["model"]["betas"] == (0.9, 0.999)
+    assert h.optimizer_steps == {"model": 3}
+
+
+def test_optimizer_steps_continue_across_a_resume(tmp_path):
+    x, y = torch.full((64,), 2.0), torch.full((64,), -1.0)
+    fit(Pair(), (x, y), steps=5, batch_size=16, checkpoint_dir=tmp_path)
+    h = fit(Pair(), (x, y), steps=9, batch_size=16, resume=tmp_path)
+    assert h.optimizer_steps == {"a": 9, "b": 5}
+
+
+class OwnSettings(Pair):
+    """Optimisers with their own learning rate and weight decay, whatever fit passes."""
+
+    def configure_optimizers(self, lr: float) -> dict[str, torch.optim.Optimizer]:
+        return {"a": torch.optim.AdamW([self.a], lr=1e-4, weight_decay=0.5),
+                "b": torch.optim.AdamW([self.b], lr=1e-4, weight_decay=0.5)}
+
+
+@pytest.mark.parametrize("kwargs, argument", [
+    ({"lr": 0.1}, "lr=0.1"),
+    ({"weight_decay": 0.01}, "weight_decay=0.01"),
+    ({"clip_grad": 1.0}, "clip_grad=1.0"),
+])
+def test_fit_warns_when_the_models_own_step_ignores_an_argument(kwargs, argument):
+    x = (torch.zeros(32), torch.zeros(32))
+    with pytest.warns(UserWarning, match=rf"fit\(\.\.\., {argument}\) is ignored: OwnSettings") as caught:
+        h = fit(OwnSettings(), x, steps=1, batch_size=16, **kwargs)
+    assert len(caught) == 1 and h.hparams["a"]["lr"] == 1e-4  # the record holds what ran
+
+
+def test_fit_is_silent_when_the_arguments_are_used():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(OwnSettings(), (torch.zeros(32), torch.zeros(32)), steps=1, batch_size=16)  # fit's defaults
+        fit(Pair(), (torch.zeros(32), torch.zeros(32)), steps=1, batch_size=16, lr=0.1)  # SGD holds 0.1
+        fit(make(), data(), steps=1, batch_size=32, lr=0.1, weight_decay=0.01, clip_grad=1.0)
+
+
+# ----------------------------------------------------------------------------- interruption, checkpoint intervals
+
+def test_should_stop_ends_the_run_with_a_checkpoint_that_resumes_identically(tmp_path):
+    kw = dict(batch_size=32, seed=2, ema_decay=0.9, val_data=data(64, seed=9), eval_every=4, log_every=3)
+    straight = make()
+    h_straight = fit(straight, data(), steps=15, **kw)
+    calls = []
+
+    def after_seven() -> bool:
+        calls.append(1)
+        return len(calls) > 7  # asked before each step: True before step 8
+
+    h = fit(make(), data(), steps=15, checkpoint_dir=tmp_path, should_stop=after_seven, **kw)
+    assert h.stop_reason == "interrupted" and h.steps == 7 and h.val[-1][0] == 4  # no validation at the stop
+    from gdl_ref.checkpoint import load_checkpoint
+
+    assert load_checkpoint(tmp_path).meta["step"] == 7
+    resumed = make(seed=5)
+    h_resumed = fit(resumed, data(), steps=15, resume=tmp_path, **kw)
+    assert same_weights(straight, resumed) and h_resumed.val == h_straight.val and h_resumed.train == h_straight.train
+
+
+def test_checkpoint_every_seconds_writes_during_the_run(tmp_path, monkeypatch):
+    from gdl_ref import train
+
+    steps_saved = []
+    monkeypatch.setattr(train, "save_checkpoint", lambda path, model, step, **kw: steps_saved.append(step))
+    clock = iter(range(0, 10_000, 10))  # each reading of the clock: 10 s later
+    monkeypatch.setattr(train.time, "perf_counter", lambda: float(next(clock)))
+    fit(make(), data(), steps=4, batch_size=32, checkpoint_dir=tmp_path, checkpoint_every="15s")
+    assert steps_saved[:-1] and steps_saved[-1] == 4  # some during the run, then the final one
+
+
+@pytest.mark.parametrize("every, expected", [(100, (100, None)), ("100", (100, None)), ("30s", (None, 30.0)),
+                                             ("0.5s", (None, 0.5)), (None, (None, None))])
+def test_parse_every(every, expected):
+    from gdl_ref.train import parse_every
+
+    assert parse_every(every) == expected
+
+
+@pytest.mark.parametrize("every", ["0", "-3", "nans", "infs", "ten", "3m", "1.5"])
+def test_parse_every_rejects_with_the_argument_named(every):
+    from gdl_ref.train import parse_every
+
+    with pytest.raises(ValueError, match=f"checkpoint_every: .*got '{every}'"):
+        parse_every(every)

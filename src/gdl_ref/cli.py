@@ -1,10 +1,14 @@
 """The ``gdl-ref`` command: train a family, sample from a checkpoint, evaluate it; cards and benchmarks.
 
     gdl-ref train FAMILY [--data NAME] [--steps N] [--epochs N] [--seconds S] [--device cpu|cuda] [--out DIR]
-    gdl-ref sample CHECKPOINT --n N --out FILE
+                 [--force] [--checkpoint-every N|Ns]
+    gdl-ref train --resume DIR [--steps N] [--epochs N] [--seconds S]
+    gdl-ref sample CHECKPOINT --n N --out FILE [--force]
     gdl-ref evaluate CHECKPOINT
 
-Exit status: 0 done; 1 a run failed; 2 bad usage (unknown family, data set or option, missing file).
+Exit status: 0 done; 1 a run failed; 2 bad usage (unknown family, data set or option, missing file, an
+output that exists); 128 + the signal's number when SIGINT or SIGTERM stopped training (a checkpoint to
+resume from is written first).
 """
 
 from __future__ import annotations
@@ -14,16 +18,24 @@ import ast
 import json
 import math
 import os
+import shlex
+import signal
 import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from gdl_ref import data as gdata
+from gdl_ref.evaluate import evaluate_model
 from gdl_ref.models import registry as families
+from gdl_ref.sampling import draw
 
-__all__ = ["main", "build_parser", "evaluate_model", "save_samples"]
+__all__ = ["main", "build_parser", "save_samples"]
 
 EPILOG = """examples:
   gdl-ref train flow --data moons --seconds 30 --out runs/flow-moons
@@ -41,19 +53,43 @@ def _override(text: str) -> tuple[str, Any]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
-        return key, ast.literal_eval(value)
+        parsed = ast.literal_eval(value)
     except (ValueError, SyntaxError):
-        return key, value  # a bare word is a string
+        parsed = value  # a bare word is a string
+    try:
+        number = float(parsed)
+    except (TypeError, ValueError):
+        return key, parsed
+    if not math.isfinite(number):  # 1e999, nan, inf: a config field that would never train
+        raise argparse.ArgumentTypeError(f"{key}={value}: not a finite number")
+    return key, parsed
 
 
 def _positive(kind: type) -> Any:
     def parse(text: str) -> Any:
         value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        if not (math.isfinite(value) and value > 0):  # NaN fails every comparison: test for it first
+            raise argparse.ArgumentTypeError(f"must be a finite positive number, got {text}")
         return value
     parse.__name__ = kind.__name__
     return parse
+
+
+def _decay(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:  # False for NaN too
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text}")
+    return value
+
+
+def _every(text: str) -> str:
+    from gdl_ref.train import parse_every
+
+    try:
+        parse_every(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N (steps) or Ns (seconds), both positive, got {text!r}") from None
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Train FAMILY on --data with the shared fit() loop; then write DIR/checkpoint, "
                                        "DIR/metrics.json (test NLL, bits/dim, sample quality and its floor) and "
                                        "DIR/samples.png. Budgets combine: training stops at the first one reached.")
-    train.add_argument("family", choices=families.names(), metavar="FAMILY",
-                       help=f"one of: {', '.join(families.names())}")
-    train.add_argument("--data", default="digits", choices=families.datasets(), metavar="NAME",
+    train.add_argument("family", nargs="?", choices=families.names(), metavar="FAMILY",
+                       help=f"one of: {', '.join(families.names())} (not needed with --resume)")
+    train.add_argument("--data", default=None, choices=families.datasets(), metavar="NAME",
                        help=f"data set: {', '.join(families.datasets())} (default: digits)")
     train.add_argument("--steps", type=_positive(int), metavar="N", help="optimiser steps")
     train.add_argument("--epochs", type=_positive(int), metavar="N", help="passes over the train split")
@@ -80,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive(int), default=None, metavar="B",
                        help="batch size (default: the family's recipe, see gdl_ref.models.registry.recipe)")
     train.add_argument("--lr", type=_positive(float), default=None, help="learning rate (default: the recipe's)")
-    train.add_argument("--seed", type=int, default=0, help="seed of weights, data order and samples (default 0)")
-    train.add_argument("--ema", type=float, default=None, metavar="DECAY",
+    train.add_argument("--seed", type=int, default=None, help="seed of weights, data order and samples (default 0)")
+    train.add_argument("--ema", type=_decay, default=None, metavar="DECAY",
                        help="keep an EMA of the weights (e.g. 0.999); evaluate and save it (default: the recipe's)")
     train.add_argument("--clip-grad", type=_positive(float), default=None, metavar="NORM",
                        help="clip the gradient norm to NORM")
@@ -90,7 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a config field of the family, e.g. --set hidden=128 (repeatable)")
     train.add_argument("--samples", type=_positive(int), default=None, metavar="N",
                        help="samples for the quality scores (default: the test split's size)")
-    train.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: runs/FAMILY-DATA)")
+    train.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: runs/FAMILY-DATA); "
+                                                                  "an existing run there is refused without --force")
+    train.add_argument("--force", action="store_true", help="replace the run in --out")
+    train.add_argument("--resume", type=Path, metavar="DIR",
+                       help="continue the run in DIR (its settings; a budget given here is the new total)")
+    train.add_argument("--checkpoint-every", type=_every, default=None, metavar="N|Ns",
+                       help="also write the checkpoint every N steps or N seconds (e.g. 100 or 30s)")
     _common(train, seed=False)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
@@ -102,13 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("checkpoint", metavar="CHECKPOINT")
     sample.add_argument("--n", type=_positive(int), default=64, help="number of samples (default 64)")
     sample.add_argument("--out", type=Path, required=True, metavar="FILE", help="FILE.png, FILE.npy or FILE.pt")
+    sample.add_argument("--force", action="store_true", help="replace FILE if it exists")
     _common(sample)
     sample.set_defaults(func=cmd_sample)
 
     evaluate = sub.add_parser("evaluate", help="print a checkpoint's test NLL and sample-quality scores",
                               description="Evaluate the model in CHECKPOINT on the test split: NLL in nats per "
-                                          "example (bits/dim on digits, KL gap to the true entropy on toys) and "
-                                          "sample quality beside its train-vs-test floor.")
+                                          "example with its standard error (bits/dim on digits, the paired KL "
+                                          "from the true density on toys) and sample quality with bootstrap "
+                                          "standard errors beside its floor (mean +- sd over random train subsets).")
     evaluate.add_argument("checkpoint", metavar="CHECKPOINT")
     evaluate.add_argument("--samples", type=_positive(int), default=None, metavar="N",
                           help="samples for the quality scores (default: the test split's size)")
@@ -154,49 +198,6 @@ def _train_data(model: torch.nn.Module, name: str, split: str) -> torch.Tensor |
     return gdata.load(name, split)
 
 
-@torch.no_grad()
-def draw(model: torch.nn.Module, n: int, seed: int = 0, batch: int = 512, **sample_kwargs: Any) -> torch.Tensor:
-    """n samples on the CPU, drawn in batches under a fixed seed; ``sample_kwargs`` go to ``model.sample``."""
-    model.eval()
-    out = []
-    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
-        torch.manual_seed(seed)
-        for start in range(0, n, batch):
-            out.append(model.sample(min(batch, n - start), **sample_kwargs).detach().cpu())
-    return torch.cat(out)
-
-
-@torch.no_grad()
-def evaluate_model(model: torch.nn.Module, data: str, *, samples: int | None = None, seed: int = 0,
-                   device: str = "cpu", drawn: torch.Tensor | None = None) -> dict[str, Any]:
-    """Test NLL (nats/example, bits/dim or KL gap) and sample quality with its floor, as one dict.
-
-    ``drawn``: samples already drawn (else ``samples`` of them are drawn, default the test split's size).
-    """
-    from gdl_ref import metrics
-
-    model.to(device).eval()
-    test = gdata.load(data, "test")
-    result: dict[str, Any] = {"data": data, "model": type(model).__name__,
-                              "params": sum(p.numel() for p in model.parameters())}
-    if hasattr(model, "log_prob"):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            nll, stderr = metrics.mean_nll(model, test, device, batch=256)
-        result["nll_bound"] = getattr(model, "nll_bound", None)
-        result["test_nll"], result["test_nll_stderr"] = nll, stderr  # nats per example
-        if data == "digits":
-            result["test_bits_per_dim"] = float(metrics.bits_per_dim(nll, gdata.DIGIT_DIMS))
-        else:
-            h = gdata.toy_entropy(data)
-            result.update(entropy=h.nats, entropy_stderr=h.stderr, kl_gap=nll - h.nats)
-    if drawn is None:
-        drawn = draw(model, samples or len(test), seed=seed)
-    result["samples"] = len(drawn)
-    result["sample_quality"], result["sample_quality_floor"] = metrics.quality_with_floor(drawn, data)
-    return result
-
-
 def save_samples(samples: torch.Tensor, path: str | Path, title: str = "") -> Path:
     """Write samples: .png (an image grid for digits, a scatter plot for 2-D points), .npy or .pt."""
     path = Path(path)
@@ -239,51 +240,171 @@ def save_samples(samples: torch.Tensor, path: str | Path, title: str = "") -> Pa
     return path
 
 
+_GROUPS = ("sample_quality", "sample_quality_stderr", "sample_quality_floor", "sample_quality_floor_sd", "val", "train")
+
+
 def _print_metrics(result: dict[str, Any]) -> None:
-    floor = result.get("sample_quality_floor", {})
+    """One line a figure: a standard error beside each estimate, the floor (mean +- sd) beside each distance."""
     for key, value in result.items():
-        if key in ("sample_quality", "sample_quality_floor", "val", "train"):
+        if key in _GROUPS or key == "hparams" or key.endswith("_stderr"):
             continue
-        print(f"{key:>20}: {value:.4f}" if isinstance(value, float) else f"{key:>20}: {value}")
+        se = result.get(f"{key}_stderr")
+        text = f"{value:.4f}" if isinstance(value, float) else f"{value}"
+        print(f"{key:>20}: {text}" + (f" +- {se:.4f}" if isinstance(se, float) else ""))
+    if result.get("kl_negative"):
+        print(f"{'':>20}  the KL estimate is below zero by more than its standard error: a finite test sample")
+    se, floor, sd = (result.get(k, {}) for k in _GROUPS[1:4])
     for key, value in result.get("sample_quality", {}).items():
-        extra = f"   (floor {floor[key]:.4f})" if key in floor else ""
-        print(f"{key:>20}: {value:.4f}{extra}")
+        extra = f"   (floor {floor[key]:.4f} +- {sd[key]:.4f})" if key in floor else ""
+        print(f"{key:>20}: {value:.4f} +- {se.get(key, float('nan')):.4f}{extra}")
 
 
 # ---------------------------------------------------------------------------------------------
 # Subcommands
 # ---------------------------------------------------------------------------------------------
 
+RUN_FILES = ("checkpoint", "metrics.json", "samples.png")  # what train writes into --out
+RUN_SETTINGS = ("family", "data", "batch_size", "lr", "ema", "clip_grad", "seed", "amp", "overrides")
+
+
+def _check_out(out: Path, force: bool) -> None:
+    """Before any training: --out is a folder (or a new path) that can be written, holding no run unless --force."""
+    from gdl_ref.checkpoint import is_checkpoint
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: a file, not a folder")
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if held and not force:
+        raise UsageError(f"--out {out} holds a run ({', '.join(held)}); pass --force to replace it, or "
+                         f"--resume {out} to continue it")
+    ckpt = out / "checkpoint"
+    if ckpt.exists() and not (ckpt.is_dir() and (is_checkpoint(ckpt) or not any(ckpt.iterdir()))):
+        raise UsageError(f"--out {out}: {ckpt} is not a checkpoint folder; not replacing it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise UsageError(f"--out {out}: not writable ({err.strerror or err})") from None
+    for name in held:  # --force: the old metrics and picture would describe another model
+        if name != "checkpoint":
+            (out / name).unlink()
+
+
+def _resume_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The run record of ``--resume DIR``; options given with it must agree with the run's settings."""
+    from gdl_ref.checkpoint import load_checkpoint
+
+    folder = args.resume / "checkpoint"
+    if not args.resume.is_dir():
+        raise UsageError(f"--resume {args.resume}: no such run folder")
+    try:
+        meta = load_checkpoint(folder).meta
+    except (FileNotFoundError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    run = meta.get("run")
+    if not isinstance(run, dict):
+        raise UsageError(f"{folder / 'meta.json'}: not written by gdl-ref train (no 'run' entry); "
+                         f"continue it from Python with fit(..., resume={str(folder)!r})")
+    if args.out is not None and args.out.resolve() != args.resume.resolve():
+        raise UsageError(f"--out {args.out} and --resume {args.resume} differ: a resumed run writes into its own folder")
+    saved = {**run, "overrides": dict(run["overrides"])}
+    given = {k: getattr(args, k) for k in RUN_SETTINGS}
+    given["overrides"], given["amp"] = dict(args.overrides) or None, args.amp or None
+    for key, value in given.items():
+        if value is not None and json.loads(json.dumps(value)) != saved[key]:  # as JSON: tuples are lists there
+            option = key if key == "family" else f"--{key.replace('_', '-')}"
+            raise UsageError(f"{option} {value} differs from the run's {saved[key]} ({folder / 'meta.json'}); "
+                             f"a resumed run keeps its settings")
+    return run
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[dict[str, int]]:
+    """SIGINT and SIGTERM ask training to stop after the current step; a second one stops at once."""
+    caught: dict[str, int] = {}
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield caught
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if caught:
+            raise KeyboardInterrupt
+        caught["signal"] = signum
+        print(f"\n{signal.Signals(signum).name}: finishing this step, then writing a checkpoint "
+              f"(send it again to stop at once, without one)", file=sys.stderr)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a file by replacing it in one rename, so a reader never sees half of it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from gdl_ref.checkpoint import update_meta
     from gdl_ref.train import fit
 
     device = _device(args.device)
-    if args.steps is None and args.epochs is None and args.seconds is None:
-        args.seconds = 60.0
-    out = args.out or Path("runs") / f"{args.family}-{args.data}"
-    torch.manual_seed(args.seed)
+    budget = {"steps": args.steps, "epochs": args.epochs, "seconds": args.seconds}
+    if args.resume is not None:
+        run = _resume_settings(args)
+        out = args.resume
+        if all(v is None for v in budget.values()):
+            budget = run["budget"]
+        every = args.checkpoint_every or run.get("checkpoint_every")
+    else:
+        if args.family is None:
+            raise UsageError("give a FAMILY to train, or --resume DIR to continue a run")
+        args.data = args.data or "digits"
+        args.seed = 0 if args.seed is None else args.seed
+        given = {"batch_size": args.batch_size, "lr": args.lr, "ema_decay": args.ema, "clip_grad": args.clip_grad}
+        run = {**{k: getattr(args, k) for k in RUN_SETTINGS}, "overrides": dict(args.overrides),
+               "recipe": {**families.recipe(args.family, args.data), **{k: v for k, v in given.items() if v is not None}}}
+        out = args.out or Path("runs") / f"{args.family}-{args.data}"
+        _check_out(out, args.force)
+        if all(v is None for v in budget.values()):
+            budget["seconds"] = 60.0
+        every = args.checkpoint_every
+    run.update(budget=budget, checkpoint_every=every)
+    family, data_name, seed = run["family"], run["data"], run["seed"]
+    # JSON turned tuples into lists; config fields hold tuples (immutable dataclass defaults)
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in run["overrides"].items()}
+    torch.manual_seed(seed)
     try:
-        model = families.build(args.family, args.data, **dict(args.overrides))
+        model = families.build(family, data_name, **overrides)
     except (TypeError, ValueError) as err:
         raise UsageError(str(err)) from None
-    train, val = _train_data(model, args.data, "train"), _train_data(model, args.data, "val")
-    print(f"training {args.family} ({type(model).__name__}, {sum(p.numel() for p in model.parameters()):,} "
-          f"parameters) on {args.data} -> {out}", file=sys.stderr)
-    given = {"batch_size": args.batch_size, "lr": args.lr, "ema_decay": args.ema, "clip_grad": args.clip_grad}
-    recipe = {**families.recipe(args.family, args.data), **{k: v for k, v in given.items() if v is not None}}
-    history = fit(model, train, val_data=val, steps=args.steps, epochs=args.epochs, seconds=args.seconds,
-                  seed=args.seed, device=device, amp=args.amp, progress=not args.no_progress,
-                  checkpoint_dir=out / "checkpoint", meta={"family": args.family, "data": args.data}, **recipe)
-    drawn = draw(model, args.samples or len(gdata.load(args.data, "test")), seed=args.seed)
-    result = {"family": args.family,
-              **evaluate_model(model, args.data, seed=args.seed, device=device, drawn=drawn),
+    train, val = _train_data(model, data_name, "train"), _train_data(model, data_name, "val")
+    print(f"{'resuming' if args.resume else 'training'} {family} ({type(model).__name__}, "
+          f"{sum(p.numel() for p in model.parameters()):,} parameters) on {data_name} -> {out}", file=sys.stderr)
+    with _stop_on_signals() as caught:
+        history = fit(model, train, val_data=val, **budget, seed=seed, device=device, amp=run["amp"],
+                      progress=not args.no_progress, checkpoint_dir=out / "checkpoint", checkpoint_every=every,
+                      resume=out / "checkpoint" if args.resume else None, should_stop=lambda: bool(caught),
+                      meta={"family": family, "data": data_name, "run": run}, **run["recipe"])
+    if history.stop_reason == "interrupted":
+        name = signal.Signals(caught["signal"]).name
+        print(f"{name}: stopped after step {history.steps}; the checkpoint is in {out / 'checkpoint'}. "
+              f"Continue with:\n  gdl-ref train --resume {shlex.quote(str(out))}", file=sys.stderr)
+        return 128 + caught["signal"]
+    drawn = draw(model, args.samples or len(gdata.load(data_name, "test")), seed=seed)
+    result = {"family": family,
+              **evaluate_model(model, data_name, seed=seed, device=device, drawn=drawn).to_dict(),
               "steps": history.steps, "train_seconds": history.seconds, "stop_reason": history.stop_reason,
-              "best_val": history.best_val, "val": history.val}
-    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+              "best_val": history.best_val, "val": history.val, "hparams": history.hparams,
+              "optimizer_steps": history.optimizer_steps}
+    _write_text(out / "metrics.json", json.dumps(result, indent=2) + "\n")
     update_meta(out / "checkpoint", metrics={k: v for k, v in result.items() if k != "val"})
-    save_samples(drawn, out / "samples.png",
-                 title=f"{args.family} on {args.data}, {history.steps} steps")
+    save_samples(drawn, out / "samples.png", title=f"{family} on {data_name}, {history.steps} steps")
     _print_metrics(result)
     print(f"wrote {out / 'checkpoint'}, {out / 'metrics.json'}, {out / 'samples.png'}", file=sys.stderr)
     return 0
@@ -302,6 +423,8 @@ def _load(path: str, device: str) -> tuple[torch.nn.Module, dict[str, Any]]:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     device = _device(args.device)
+    if args.out.exists() and not args.force:
+        raise UsageError(f"--out {args.out} exists; pass --force to replace it")
     model, meta = _load(args.checkpoint, device)
     samples = draw(model, args.n, seed=args.seed)
     save_samples(samples, args.out, title=f"{meta.get('family')} on {meta.get('data')}")
@@ -313,7 +436,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     device = _device(args.device)
     model, meta = _load(args.checkpoint, device)
     result = {"family": meta.get("family"), "step": meta.get("step"),
-              **evaluate_model(model, meta["data"], samples=args.samples, seed=args.seed, device=device)}
+              **evaluate_model(model, meta["data"], samples=args.samples, seed=args.seed, device=device).to_dict()}
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -5,10 +5,12 @@
 * **Dequantisation** -- a continuous density p_y on y = (x + u) / 17, u ~ U[0, 1)^64, bounds the discrete
   likelihood: -log P(x) <= E_u[-log p_y(y)] + 64 log 17 (Theis, van den Oord & Bethge, 2016,
   "A note on the evaluation of generative models", section 3.1).
+* **Levels as numbers** -- the one place that maps levels 0..16 to [-1, 1] and back (bin centres, or
+  dequantised), and checks a batch of digits or of 2-D points, for every model.
 * **2-D toys** -- ``moons``, ``8gaussians``, ``checkerboard``, ``ring``: each a sampler from a seed, its
   true log density, and its differential entropy H = -E[log p(X)] in nats (exact where closed-form,
-  otherwise a seeded Monte-Carlo estimate with its standard error). A model's test NLL minus H is its
-  KL divergence from the truth.
+  otherwise a converged numerical integral). The paired mean over test points of log p(x) - log q(x)
+  estimates a model q's KL divergence from the truth (``gdl_ref.evaluate``).
 * **IDX files** -- MNIST and Fashion-MNIST read from a local folder or a cache folder (downloaded only
   when asked), with magic-number, size and checksum checks and errors naming the file.
 
@@ -24,6 +26,7 @@ import math
 import os
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,8 +36,9 @@ from torch import Tensor
 
 __all__ = [
     "DIGIT_LEVELS", "DIGIT_SHAPE", "DIGIT_DIMS", "DIGIT_SPLITS", "TOY_NAMES", "TOY_SPLITS",
-    "Entropy", "digits", "dequantize", "quantize", "signed_view", "toy", "toy_log_prob", "toy_entropy",
-    "mc_entropy", "load", "cache_dir", "IDXError", "read_idx", "file_sha256", "load_mnist",
+    "Entropy", "digits", "dequantize", "quantize", "levels_to_signed", "signed_to_levels", "dequantize_signed",
+    "quantize_signed", "check_digits", "check_points", "toy", "toy_log_prob", "toy_entropy",
+    "mc_entropy", "quadrature_entropy", "load", "cache_dir", "IDXError", "read_idx", "file_sha256", "load_mnist",
     "MNIST_FILES",
 ]
 
@@ -83,21 +87,50 @@ def dequantize(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
     return (x.float() + u) / DIGIT_LEVELS  # y = (x + u) / 17
 
 
-def signed_view(x: Tensor, image: bool) -> Tensor:
-    """Data as a critic or an energy sees it: digits (B, 1, 8, 8) levels -> dequantised, 2y - 1 in [-1, 1);
-    toy points (B, 2) -> float. A wrong shape is a ValueError naming the expected one."""
-    if image:
-        if x.dim() != 4 or tuple(x.shape[1:]) != DIGIT_SHAPE:
-            raise ValueError(f"expected x of shape (B, 1, 8, 8), got {tuple(x.shape)}")
-        return dequantize(x) * 2 - 1  # y = (x + u) / 17 in [0, 1) -> [-1, 1)
-    if x.dim() != 2 or x.shape[1] != 2:
-        raise ValueError(f"expected x of shape (B, 2), got {tuple(x.shape)}")
-    return x.float()
-
-
 def quantize(y: Tensor) -> Tensor:
     """x = clamp(floor(17 y), 0, 16): continuous samples back to integer levels (int64)."""
     return torch.floor(y * DIGIT_LEVELS).clamp(0, DIGIT_LEVELS - 1).long()
+# --8<-- [end:dequantize]
+
+
+# --8<-- [start:levels]
+def levels_to_signed(x: Tensor) -> Tensor:
+    """Levels 0..16 -> the centres of 17 equal bins of [-1, 1]: v = 2x / 16 - 1 (float)."""
+    return 2 * x.float() / (DIGIT_LEVELS - 1) - 1
+
+
+def signed_to_levels(v: Tensor) -> Tensor:
+    """The inverse of ``levels_to_signed`` for any v: the level whose bin centre is nearest, int64 0..16."""
+    top = DIGIT_LEVELS - 1
+    return ((v + 1) * top / 2).round().clamp(0, top).long()
+
+
+def dequantize_signed(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Levels 0..16 -> dequantised floats 2y - 1 in [-1, 1), y = (x + u) / 17: the input of a critic or an energy."""
+    return dequantize(x, generator) * 2 - 1
+
+
+def quantize_signed(v: Tensor) -> Tensor:
+    """The inverse of ``dequantize_signed``: floats in [-1, 1] -> levels 0..16, x = quantize((v + 1) / 2)."""
+    return quantize((v + 1) / 2)
+
+
+def check_digits(x: Tensor, name: str = "x", shape: tuple[int, ...] = DIGIT_SHAPE, levels: int = DIGIT_LEVELS) -> None:
+    """ValueError naming ``name`` unless x is integer levels 0..levels-1 of shape (B, *shape) (digits by default)."""
+    want = f"(B, {', '.join(map(str, shape))})"
+    if x.ndim != 1 + len(shape) or tuple(x.shape[1:]) != tuple(shape) or x.dtype.is_floating_point:
+        raise ValueError(f"expected {name} of shape {want}, got {tuple(x.shape)} of dtype {x.dtype} "
+                         f"(integer levels 0..{levels - 1} needed)")
+    if x.numel() and (int(x.min()) < 0 or int(x.max()) > levels - 1):
+        raise ValueError(f"expected {name} in levels 0..{levels - 1}; got {int(x.min())}..{int(x.max())}")
+
+
+def check_points(x: Tensor, dims: int = 2, name: str = "x") -> None:
+    """ValueError naming ``name`` unless x is floating-point points of shape (B, dims)."""
+    if x.ndim != 2 or x.shape[1] != dims or not x.dtype.is_floating_point:
+        raise ValueError(f"expected {name} of shape (B, {dims}), got {tuple(x.shape)} of dtype {x.dtype} "
+                         "(floating-point points needed)")
+# --8<-- [end:levels]
 # --8<-- [end:dequantize]
 
 
@@ -118,12 +151,21 @@ RING_RADIUS = 1.5
 RING_NOISE = 0.1
 CHECKER_AREA = 8.0  # 8 unit squares of the 4x4 board on [-2, 2]^2
 
-ENTROPY_SAMPLES = 40_000  # Monte-Carlo sample size for toy_entropy
-ENTROPY_SEED = 12345  # its seed (fixed: toy_entropy is deterministic)
+ENTROPY_SAMPLES = 40_000  # Monte-Carlo sample size of mc_entropy, the independent check of toy_entropy
+ENTROPY_SEED = 12345  # its seed (fixed: mc_entropy is deterministic)
+# Boxes ((x0, x1), (y0, y1)) that hold every toy's mass but ~e^-30 (at least 8 noise sigmas of margin),
+# and the starting panel width of quadrature_entropy (two noise sigmas for moons and ring, one for 8gaussians).
+ENTROPY_BOXES = {
+    "moons": ((-1.5 - 8 * MOONS_NOISE, 1.5 + 8 * MOONS_NOISE), (-0.75 - 8 * MOONS_NOISE, 0.75 + 8 * MOONS_NOISE)),
+    "8gaussians": ((-GAUSS8_RADIUS - 8 * GAUSS8_STD, GAUSS8_RADIUS + 8 * GAUSS8_STD),) * 2,
+    "ring": ((-RING_RADIUS - 8 * RING_NOISE, RING_RADIUS + 8 * RING_NOISE),) * 2,
+}
+ENTROPY_PANEL_WIDTH = 0.2
 
 
 class Entropy(NamedTuple):
-    """Differential entropy in nats; ``stderr`` is 0 and ``exact`` True for a closed form."""
+    """Differential entropy in nats and its error: 0 and ``exact`` for a closed form, the numerical error of a
+    converged integral (``quadrature_entropy``), or the standard error of a Monte-Carlo estimate (``mc_entropy``)."""
 
     nats: float
     stderr: float
@@ -240,25 +282,67 @@ def mc_entropy(name: str, n: int = ENTROPY_SAMPLES, seed: int = ENTROPY_SEED) ->
     return Entropy(float(nll.mean()), float(nll.std() / math.sqrt(n)), False)
 
 
-# mc_entropy(name) with the defaults above, stored so that toy_entropy costs nothing;
-# tests/test_data.py recomputes every entry and requires agreement to 1e-9.
-MC_ENTROPY_TABLE = {
-    "moons": (1.00628912318789, 0.0037205430157315257),
-    "8gaussians": (1.6875858534524726, 0.004931485836987585),
-    "ring": (1.3536025649260806, 0.0035142200517605787),
+def _gauss_legendre_grid(lo: float, hi: float, panels: int, nodes: int = 8) -> tuple[Tensor, Tensor]:
+    """Nodes (K,) and weights (K,) of the composite Gauss-Legendre rule on [lo, hi] (K = panels * nodes)."""
+    gx, gw = np.polynomial.legendre.leggauss(nodes)
+    edges = np.linspace(lo, hi, panels + 1)
+    half = (edges[1:] - edges[:-1])[:, None] / 2  # (P, 1)
+    x = (edges[:-1, None] + edges[1:, None]) / 2 + half * gx
+    return torch.tensor(x.ravel()), torch.tensor((half * gw).ravel())
+
+
+def _entropy_on_grid(name: str, panel_width: float) -> float:
+    """H = -int p log p dx over the toy's box, by a tensor-product composite Gauss-Legendre rule."""
+    (x0, x1), (y0, y1) = ENTROPY_BOXES[name]
+    xs, wx = _gauss_legendre_grid(x0, x1, max(1, round((x1 - x0) / panel_width)))
+    ys, wy = _gauss_legendre_grid(y0, y1, max(1, round((y1 - y0) / panel_width)))
+    total = 0.0
+    for x_chunk, w_chunk in zip(xs.split(64), wx.split(64)):
+        grid = torch.stack(torch.broadcast_tensors(x_chunk[:, None], ys[None, :]), -1)  # (64, Ky, 2)
+        lp = toy_log_prob(name, grid.reshape(-1, 2)).reshape(grid.shape[:2])  # (64, Ky)
+        plogp = torch.where(lp > -700, lp.exp() * lp, torch.zeros_like(lp))  # p log p -> 0 as p -> 0
+        total += float((w_chunk[:, None] * wy[None, :] * plogp).sum())
+    return -total
+
+
+def quadrature_entropy(name: str, tol: float = 1e-7) -> Entropy:
+    """H = -int p log p by composite Gauss-Legendre on a box holding all but ~e^-30 of the mass.
+
+    The panels are halved until H changes by less than ``tol``; ``stderr`` holds that last change
+    (a numerical error estimate, not a sampling error).
+    """
+    _check_toy(name)
+    if name not in ENTROPY_BOXES:
+        raise ValueError(f"{name!r} has a closed-form entropy; quadrature covers {', '.join(ENTROPY_BOXES)}")
+    width = ENTROPY_PANEL_WIDTH
+    h = _entropy_on_grid(name, width)
+    while True:
+        width /= 2
+        finer = _entropy_on_grid(name, width)
+        if abs(finer - h) < tol:
+            return Entropy(finer, abs(finer - h), False)
+        h = finer
+
+
+# quadrature_entropy(name), stored so that toy_entropy costs nothing; tests/test_data.py recomputes every
+# entry to 1e-9 and checks it against a second rule (the trapezoid rule) and against Monte Carlo.
+QUADRATURE_ENTROPY_TABLE = {
+    "moons": (1.007584834846211, 3.589208930065979e-09),
+    "8gaussians": (1.698061203121816, 2.220446049250313e-16),
+    "ring": (1.358578248552097, 6.707967514785196e-13),
 }
 
 
 def toy_entropy(name: str) -> Entropy:
     """True differential entropy of a toy in nats.
 
-    checkerboard: uniform on area 8, so H = log 8 exactly. The others: the Monte-Carlo estimate
-    ``mc_entropy(name)`` (seed ENTROPY_SEED, ENTROPY_SAMPLES draws), as stored in MC_ENTROPY_TABLE.
+    checkerboard: uniform on area 8, so H = log 8 exactly. The others: ``quadrature_entropy(name)``, a
+    converged numerical integral, as stored in QUADRATURE_ENTROPY_TABLE (``stderr``: its numerical error).
     """
     _check_toy(name)
     if name == "checkerboard":
         return Entropy(math.log(CHECKER_AREA), 0.0, True)
-    return Entropy(*MC_ENTROPY_TABLE[name], False)
+    return Entropy(*QUADRATURE_ENTROPY_TABLE[name], False)
 # --8<-- [end:entropy]
 
 
@@ -347,7 +431,7 @@ def read_idx(path: str | Path) -> np.ndarray:
             raw = fh.read()
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such IDX file") from None
-    except (OSError, EOFError) as err:  # corrupt or truncated gzip stream
+    except (OSError, EOFError, zlib.error) as err:  # corrupt or truncated gzip stream, bad deflate data
         raise IDXError(f"{path}: cannot decompress ({err})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise IDXError(f"{path}: bad magic number {raw[:4].hex() or '(empty)'}; expected 0000 + type "
@@ -357,7 +441,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise IDXError(f"{path}: header truncated or ndim={ndim} invalid")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a product past 2**63 cannot wrap around
     body = raw[4 + 4 * ndim:]
     if len(body) != expected:
         kind = "truncated" if len(body) < expected else "has trailing bytes"
@@ -404,7 +488,7 @@ def load_mnist(split: str = "train", *, kind: str = "mnist", root: str | Path | 
         raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(_MNIST_SPLITS)}")
     root = Path(root) if root is not None else cache_dir() / kind
     prefix, count = _MNIST_SPLITS[split]
-    arrays = []
+    arrays, paths = [], []
     for part, magic_ndim in (("images-idx3-ubyte.gz", 3), ("labels-idx1-ubyte.gz", 1)):
         name = f"{prefix}-{part}"
         path = _locate(name, root, MNIST_URLS[kind], download)
@@ -419,7 +503,8 @@ def load_mnist(split: str = "train", *, kind: str = "mnist", root: str | Path | 
         if arr.dtype != np.uint8 or arr.shape != want:
             raise IDXError(f"{path}: expected uint8 of shape {want}, got {arr.dtype} {arr.shape}")
         arrays.append(arr)
+        paths.append(path)
     images, labels = arrays
-    if labels.max() > 9:
-        raise IDXError(f"{root / f'{prefix}-labels-idx1-ubyte.gz'}: label {int(labels.max())} outside 0..9")
+    if labels.max() > 9:  # the file actually read: the .gz or its unpacked copy
+        raise IDXError(f"{paths[1]}: label {int(labels.max())} outside 0..9")
     return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))

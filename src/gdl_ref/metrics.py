@@ -7,7 +7,7 @@
   (trained once, seeded, cached): Frechet distance (FD, the FID recipe of Heusel et al., 2017), kernel
   distance (KID: unbiased MMD^2 with the cubic polynomial kernel, Binkowski et al., 2018), MMD with
   Gaussian kernels on pixels (Gretton et al., 2012), and 1-nearest-neighbour two-sample accuracy
-  (Lopez-Paz & Oquab, 2017). Each has a floor: its value for the train split against the test split.
+  (Lopez-Paz & Oquab, 2017). Floors and standard errors are computed in ``gdl_ref.evaluate``.
 * **2-D toys**: MMD and 1-NN against fresh draws; for 8gaussians, modes covered and the share of
   high-quality samples (within 3 sigma of a mode).
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -66,30 +67,95 @@ def frechet_distance(a: Tensor, b: Tensor) -> float:
 
 
 # --8<-- [start:kernels]
-def kernel_distance(a: Tensor, b: Tensor) -> float:
-    """KID: unbiased MMD^2 with the polynomial kernel k(x, y) = (x.y / D + 1)^3.
+# Each two-sample statistic reads one matrix over the pooled points x = [a; b] (m + n points) and the counts
+# c (m + n,) of each point: ones for the sets themselves, how often a bootstrap resample drew each point
+# otherwise. Copies of one point are one point: never paired with, or the nearest neighbour of, themselves.
+
+def resample_counts(m: int, n: int, ia: Tensor | None = None, ib: Tensor | None = None) -> Tensor:
+    """Pooled counts (m + n,) of the indices ia into a and ib into b (None: each point once)."""
+    ca = torch.ones(m) if ia is None else torch.bincount(ia, minlength=m).double()
+    cb = torch.ones(n) if ib is None else torch.bincount(ib, minlength=n).double()
+    return torch.cat([ca, cb]).double()
+
+
+def _weighted_means(k: Tensor, c: Tensor, m: int, leave_out_self: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Count-weighted means of k over the (a, a), (b, b) and (a, b) pairs, optionally without i = j pairs."""
+    ca, cb = c.clone(), c.clone()
+    ca[m:], cb[:m] = 0, 0
+    diag = k.diagonal()
+
+    def within(w: Tensor) -> Tensor:
+        total, pairs = w @ k @ w, w.sum() ** 2
+        if leave_out_self:
+            total, pairs = total - (w**2 * diag).sum(), pairs - (w**2).sum()
+        return total / pairs
+
+    return within(ca), within(cb), (ca @ k @ cb) / (ca.sum() * cb.sum())
+
+
+def kernel_distance_from_gram(k: Tensor, m: int, c: Tensor) -> float:
+    """Unbiased MMD^2 from a pooled kernel matrix k (m + n, m + n) and counts c (m + n,).
 
     MMD^2_u = sum_{i!=j} k(a_i, a_j) / (m(m-1)) + sum_{i!=j} k(b_i, b_j) / (n(n-1)) - 2 mean_ij k(a_i, b_j)
     """
-    a, b = a.double(), b.double()
-    m, n, d = len(a), len(b), a.shape[1]
-    kaa, kbb, kab = ((a @ a.T / d + 1) ** 3, (b @ b.T / d + 1) ** 3, (a @ b.T / d + 1) ** 3)
-    return float((kaa.sum() - kaa.diagonal().sum()) / (m * (m - 1))
-                 + (kbb.sum() - kbb.diagonal().sum()) / (n * (n - 1)) - 2 * kab.mean())
+    kaa, kbb, kab = _weighted_means(k.double(), c, m, leave_out_self=True)
+    return float(kaa + kbb - 2 * kab)
+
+
+def mmd_from_gram(k: Tensor, m: int, c: Tensor) -> float:
+    """Biased MMD from a pooled kernel matrix: sqrt(max(mean k(a, a') + mean k(b, b') - 2 mean k(a, b), 0))."""
+    kaa, kbb, kab = _weighted_means(k.double(), c, m, leave_out_self=False)
+    return math.sqrt(max(float(kaa + kbb - 2 * kab), 0.0))
+
+
+def neighbour_order(d: Tensor, keep: int = 64) -> Tensor:
+    """Each point's ``keep`` nearest other points (N, keep), nearest first, ties to the lower index."""
+    d = d.clone()
+    d.fill_diagonal_(math.inf)
+    if keep == 1:
+        return d.argmin(1, keepdim=True)  # the first of equal distances, as argmin everywhere else
+    return torch.topk(d, min(keep, len(d) - 1), dim=1, largest=False, sorted=True).indices
+
+
+def one_nn_from_distances(d: Tensor, order: Tensor, m: int, c: Tensor) -> float:
+    """Leave-one-out 1-NN two-sample accuracy from pooled distances d, ``neighbour_order(d)`` and counts c.
+
+    Each drawn point is classified by its nearest other drawn point (the first of its neighbours with c > 0).
+    """
+    labels = torch.arange(len(c)) >= m  # True for b
+    present = c[order] > 0  # (N, keep)
+    first = present.double().argmax(1)  # the first drawn neighbour in each row
+    nearest = order.gather(1, first[:, None]).squeeze(1)
+    for i in torch.nonzero(~present.any(1) & (c > 0)).flatten():  # no drawn point among the kept neighbours
+        row = d[i].clone()
+        row[(c == 0) | (torch.arange(len(c)) == i)] = math.inf
+        nearest[i] = row.argmin()
+    correct = (labels[nearest] == labels).double()
+    return float((c * correct).sum() / c.sum())
+
+
+def polynomial_gram(x: Tensor) -> Tensor:
+    """k(x, y) = (x.y / D + 1)^3 over all pairs of x (N, D): the kernel of KID."""
+    x = x.double()
+    return (x @ x.T / x.shape[1] + 1) ** 3
+
+
+def gaussian_gram(x: Tensor, bandwidths: tuple[float, ...]) -> Tensor:
+    """k(x, y) = sum_s exp(-|x - y|^2 / (2 s^2)) over all pairs of x (N, D)."""
+    d2 = torch.cdist(x.double(), x.double()).pow(2)  # (N, N) squared distances
+    return sum(torch.exp(-d2 / (2 * s**2)) for s in bandwidths)
+
+
+def kernel_distance(a: Tensor, b: Tensor) -> float:
+    """KID (Binkowski et al., 2018): unbiased MMD^2 with the polynomial kernel k(x, y) = (x.y / D + 1)^3."""
+    x = torch.cat([a, b]).flatten(1)
+    return kernel_distance_from_gram(polynomial_gram(x), len(a), resample_counts(len(a), len(b)))
 
 
 def mmd(a: Tensor, b: Tensor, bandwidths: tuple[float, ...]) -> float:
-    """MMD with a sum of Gaussian kernels k(x, y) = sum_s exp(-|x - y|^2 / (2 s^2)) (biased V-statistic).
-
-    MMD^2 = mean k(a, a') + mean k(b, b') - 2 mean k(a, b); returns sqrt(max(MMD^2, 0)), 0 for a == b.
-    """
-    a, b = a.double().flatten(1), b.double().flatten(1)
-
-    def k(x: Tensor, y: Tensor) -> Tensor:
-        d2 = torch.cdist(x, y).pow(2)  # (N, M) squared distances
-        return sum(torch.exp(-d2 / (2 * s**2)) for s in bandwidths).mean()
-
-    return math.sqrt(max(float(k(a, a) + k(b, b) - 2 * k(a, b)), 0.0))
+    """MMD with a sum of Gaussian kernels (biased V-statistic, Gretton et al., 2012); 0 for a == b."""
+    x = torch.cat([a, b]).flatten(1)
+    return mmd_from_gram(gaussian_gram(x, bandwidths), len(a), resample_counts(len(a), len(b)))
 
 
 def one_nn_accuracy(a: Tensor, b: Tensor) -> float:
@@ -99,10 +165,8 @@ def one_nn_accuracy(a: Tensor, b: Tensor) -> float:
     from one distribution, 1 when they are far apart (and below 0.5 when a copies b).
     """
     x = torch.cat([a, b]).double().flatten(1)  # (m + n, D)
-    labels = torch.cat([torch.zeros(len(a)), torch.ones(len(b))])
     d = torch.cdist(x, x)
-    d.fill_diagonal_(math.inf)  # leave one out
-    return float((labels[d.argmin(1)] == labels).double().mean())
+    return one_nn_from_distances(d, neighbour_order(d, keep=1), len(a), resample_counts(len(a), len(b)))
 # --8<-- [end:kernels]
 
 
@@ -238,33 +302,87 @@ def digit_features(x: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------------------------
 
 PIXEL_BANDWIDTHS = (1.0, 2.0, 4.0)  # Gaussian kernel widths on pixels in [0, 1]^64 (|x - y| ~ 2..5)
+Resample = tuple[Tensor, Tensor]  # indices (with repeats) into the samples and into the reference
+Scorer = Callable[[Resample | None], dict[str, float]]
+
+
+class _LazyOrder:
+    """The neighbour order of pooled distances: the nearest only for the whole sets, 64 once a resample asks."""
+
+    def __init__(self, d: Tensor) -> None:
+        self.d, self.nearest, self.many = d, None, None
+
+    def __call__(self, resample: Resample | None) -> Tensor:
+        if resample is None:
+            self.nearest = neighbour_order(self.d, keep=1) if self.nearest is None else self.nearest
+            return self.nearest
+        self.many = neighbour_order(self.d) if self.many is None else self.many
+        return self.many
+
+
+def digit_scorer(samples: Tensor, reference: str = "test", seed: int = 0) -> Scorer:
+    """``score(resample=None)``: FD, KD, MMD and 1-NN of the samples against a digits split.
+
+    The features and the pooled matrices are computed once; ``score((ia, ib))`` reads them at the indices
+    of a bootstrap replicate (``gdl_ref.evaluate``), ``score()`` at the whole sets.
+    """
+    ref = gdata.digits(reference)[0]
+    small_s, small_r = _subsample(samples, MAX_SET, seed), _subsample(ref, MAX_SET, seed + 1)
+    fs, fr = digit_features(small_s).double(), digit_features(small_r).double()  # (N, 64), (M, 64)
+    m, feats = len(fs), torch.cat([fs, fr])
+    poly, dist = polynomial_gram(feats), torch.cdist(feats, feats)
+    order = _LazyOrder(dist)
+    pixels = gaussian_gram(torch.cat([small_s, small_r]).flatten(1).double() / 16, PIXEL_BANDWIDTHS)
+
+    def score(resample: Resample | None = None) -> dict[str, float]:
+        ia, ib = resample if resample is not None else (torch.arange(m), torch.arange(len(fr)))
+        c = resample_counts(m, len(fr), ia, ib)
+        return {"fd": frechet_distance(fs[ia], fr[ib]), "kd": kernel_distance_from_gram(poly, m, c),
+                "mmd": mmd_from_gram(pixels, m, c), "one_nn": one_nn_from_distances(dist, order(resample), m, c)}
+
+    return score
 
 
 def sample_quality(samples: Tensor, reference: str = "test", seed: int = 0) -> dict[str, float]:
     """FD and KD on classifier features, MMD on pixels, 1-NN accuracy on features, against a digits split.
 
-    samples: int (N, 1, 8, 8) in 0..16. Compare values with ``sample_quality_floor()`` at the same N.
+    samples: int (N, 1, 8, 8) in 0..16. ``gdl_ref.evaluate.evaluate_samples`` adds standard errors and floors.
     """
-    ref = gdata.digits(reference)[0]
-    fs, fr = digit_features(samples), digit_features(ref)
-    small_s, small_r = _subsample(samples, MAX_SET, seed), _subsample(ref, MAX_SET, seed + 1)
-    return {
-        "fd": frechet_distance(fs, fr),
-        "kd": kernel_distance(fs, fr),
-        "mmd": mmd(small_s.float() / 16, small_r.float() / 16, PIXEL_BANDWIDTHS),
-        "one_nn": one_nn_accuracy(_subsample(fs, MAX_SET, seed), _subsample(fr, MAX_SET, seed + 1)),
-    }
-
-
-def sample_quality_floor(n: int | None = None, reference: str = "test") -> dict[str, float]:
-    """The floor: ``sample_quality`` of n real train images (default: as many as the reference split)."""
-    train = gdata.digits("train")[0]
-    n = n or len(gdata.digits(reference)[0])
-    return sample_quality(train[:n], reference=reference)
+    return digit_scorer(samples, reference, seed)()
 
 
 TOY_BANDWIDTHS = (0.1, 0.3, 1.0)
 TOY_REFERENCE_SEED = 10_000  # fresh draws, distinct from the train/val/test seeds 0, 1, 2
+
+
+def toy_scorer(samples: Tensor, name: str, seed: int = TOY_REFERENCE_SEED) -> Scorer:
+    """``score(resample=None)``: MMD and 1-NN of 2-D samples against as many fresh draws (as ``digit_scorer``)."""
+    if samples.ndim != 2 or samples.shape[1] != 2:
+        raise ValueError(f"expected samples of shape (N, 2), got {tuple(samples.shape)}")
+    s = _subsample(samples.detach().cpu().double(), MAX_SET, seed)
+    ref = gdata.toy(name, len(s), seed=seed).double()
+    m, x = len(s), torch.cat([s, ref])
+    kernel, dist = gaussian_gram(x, TOY_BANDWIDTHS), torch.cdist(x, x)
+    order = _LazyOrder(dist)
+
+    def score(resample: Resample | None = None) -> dict[str, float]:
+        ia, ib = resample if resample is not None else (torch.arange(m), torch.arange(len(ref)))
+        c = resample_counts(m, len(ref), ia, ib)
+        out = {"mmd": mmd_from_gram(kernel, m, c), "one_nn": one_nn_from_distances(dist, order(resample), m, c)}
+        if name == "8gaussians":
+            out.update(_mode_coverage(s[ia]))
+        return out
+
+    return score
+
+
+def _mode_coverage(s: Tensor) -> dict[str, float]:
+    """8gaussians: modes holding a tenth of their fair share N/8 of samples within 3 sigma of a mode, and that share."""
+    nearest, mode = torch.cdist(s, gdata._gauss8_means()).min(1)  # (N,) distance to, and index of, the nearest mode
+    good = nearest <= 3 * gdata.GAUSS8_STD
+    counts = torch.bincount(mode[good], minlength=8)
+    return {"high_quality_share": float(good.double().mean()),
+            "modes_covered": float((counts >= max(1.0, len(s) / 80)).sum())}
 
 
 def toy_sample_quality(samples: Tensor, name: str, seed: int = TOY_REFERENCE_SEED) -> dict[str, float]:
@@ -273,45 +391,11 @@ def toy_sample_quality(samples: Tensor, name: str, seed: int = TOY_REFERENCE_SEE
     For 8gaussians also ``modes_covered`` (modes holding at least a tenth of their fair share N/8 of
     high-quality samples) and ``high_quality_share`` (samples within 3 sigma of their nearest mode).
     """
-    if samples.ndim != 2 or samples.shape[1] != 2:
-        raise ValueError(f"expected samples of shape (N, 2), got {tuple(samples.shape)}")
-    s = _subsample(samples.detach().cpu().double(), MAX_SET, seed)
-    ref = gdata.toy(name, len(s), seed=seed).double()
-    out = {"mmd": mmd(s, ref, TOY_BANDWIDTHS), "one_nn": one_nn_accuracy(s, ref)}
-    if name == "8gaussians":
-        means = gdata._gauss8_means()  # (8, 2)
-        dist = torch.cdist(s, means)  # (N, 8)
-        nearest, mode = dist.min(1)
-        good = nearest <= 3 * gdata.GAUSS8_STD
-        counts = torch.bincount(mode[good], minlength=8)
-        out["high_quality_share"] = float(good.double().mean())
-        out["modes_covered"] = float((counts >= max(1.0, len(s) / 80)).sum())
-    return out
-
-
-def quality_with_floor(samples: Tensor, data: str) -> tuple[dict[str, float], dict[str, float]]:
-    """Sample distances and their floor, the same distances for as many real train examples.
-
-    digits: ``sample_quality`` against the test split; a toy: ``toy_sample_quality`` against fresh draws.
-    """
-    if data == "digits":
-        quality, floor = sample_quality(samples, reference="test"), sample_quality_floor(n=len(samples))
-    else:
-        reference = gdata.load(data, "train")[: len(samples)]
-        quality, floor = toy_sample_quality(samples, data), toy_sample_quality(reference, data)
-    return ({k: float(v) for k, v in quality.items()}, {k: float(v) for k, v in floor.items()})
-
-
-@torch.no_grad()
-def mean_nll(model: torch.nn.Module, x: Tensor, device: str | torch.device = "cpu",
-             batch: int = 128) -> tuple[float, float]:
-    """Mean of ``-model.log_prob`` over x in nats per example, and its standard error std / sqrt(N)."""
-    model.eval()
-    nll = torch.cat([-model.log_prob(chunk.to(device)).double().cpu() for chunk in x.split(batch)])  # (N,)
-    return float(nll.mean()), float(nll.std() / len(nll) ** 0.5) if len(nll) > 1 else float("nan")
+    return toy_scorer(samples, name, seed)()
 
 
 __all__ += ["gaussian_frechet", "frechet_distance", "kernel_distance", "mmd", "one_nn_accuracy",
             "DigitClassifier", "train_digit_classifier", "digit_classifier", "classifier_accuracy",
-            "digit_features", "sample_quality", "sample_quality_floor", "toy_sample_quality",
-            "quality_with_floor", "mean_nll"]
+            "digit_features", "digit_scorer", "sample_quality", "toy_scorer", "toy_sample_quality",
+            "kernel_distance_from_gram", "mmd_from_gram", "one_nn_from_distances", "neighbour_order",
+            "resample_counts", "polynomial_gram", "gaussian_gram"]

@@ -15,65 +15,26 @@ Juditsky (1992) (weight averaging); Foster, *Generative Deep Learning*, 2nd ed. 
 
 from __future__ import annotations
 
-import random
+import functools
+import math
 import time
 import warnings
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from gdl_ref import distributed
 from gdl_ref.checkpoint import load_checkpoint, save_checkpoint
+from gdl_ref.train_state import (EMA, History, TrainState, build_optimizers, count_steps, epoch_permutation,
+                                 optimizer_hparams, seed_everything)
 
-__all__ = ["History", "EMA", "fit", "evaluate"]
+__all__ = ["History", "EMA", "TrainState", "fit", "evaluate", "build_optimizers", "optimizer_hparams", "parse_every"]
 
 Data = Tensor | tuple[Tensor, ...]
-
-
-@dataclass
-class History:
-    """What ``fit`` did: steps done, wall seconds, logged train metrics, validation losses."""
-
-    steps: int = 0
-    seconds: float = 0.0
-    train: list[dict[str, float]] = field(default_factory=list)  # {"step": s, "loss": ..., ...}
-    val: list[tuple[int, float]] = field(default_factory=list)  # (step, mean validation loss)
-    best_val: float | None = None
-    best_step: int | None = None
-    stop_reason: str = ""  # "steps", "epochs", "seconds" or "early_stopping"
-
-
-# --8<-- [start:ema]
-class EMA:
-    """Exponential moving average of the weights: theta_ema <- d * theta_ema + (1 - d) * theta.
-
-    With ``step`` given, d = min(decay, (1 + step) / (10 + step)): early on the average forgets the
-    random initial weights quickly (after 2,000 steps a plain 0.999 would still hold 0.999^2000 = 14 %
-    of them). The warm-up is the ``num_updates`` rule of TensorFlow's ExponentialMovingAverage.
-    """
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"ema_decay must be in (0, 1), got {decay}")
-        self.decay = decay
-        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int | None = None) -> None:
-        d = self.decay if step is None else min(self.decay, (1 + step) / (10 + step))
-        for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
-                self.shadow[k].lerp_(v, 1.0 - d)  # d * ema + (1 - d) * theta
-            else:
-                self.shadow[k].copy_(v)  # integer buffers (counters) are copied
-# --8<-- [end:ema]
 
 
 @contextmanager
@@ -133,43 +94,40 @@ class _LossForward(nn.Module):
         return self.model.loss(*batch)
 
 
-# --8<-- [start:rng]
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    """Every RNG a model may draw from (torch CPU/CUDA, numpy, random), as plain tensors and numbers."""
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
-        "python": torch.tensor(random.getstate()[1], dtype=torch.int64),
-    }
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
+def parse_every(every: int | str | None) -> tuple[int | None, float | None]:
+    """A checkpoint interval as (steps, seconds): ``100`` or ``"100"`` is 100 steps, ``"30s"`` is 30 seconds."""
+    if every is None:
+        return None, None
+    text = str(every).strip()
+    try:
+        value = float(text[:-1]) if text.endswith("s") else int(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"checkpoint_every: expected N (steps) or Ns (seconds), both positive, got {every!r}")
+    return (None, float(value)) if text.endswith("s") else (int(value), None)
 
 
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    npk = state["numpy"]
-    np.random.set_state(("MT19937", npk["keys"].numpy().astype(np.uint32), npk["pos"], npk["has_gauss"],
-                         npk["cached"]))
-    random.setstate((3, tuple(int(v) for v in state["python"]), None))
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
+_LR, _WEIGHT_DECAY = 1e-3, 0.0  # fit's defaults: an argument away from them was asked for
 
 
-def _seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)  # also seeds every CUDA device
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
+def _warn_ignored(model: nn.Module, optimizers: dict[str, torch.optim.Optimizer], *, lr: float,
+                  weight_decay: float, clip_grad: float | None, own_step: bool) -> None:
+    """Warn (naming the argument) when a model's own optimisers or step do not use what fit was given."""
+    held, name = optimizer_hparams(optimizers), type(model).__name__
+    for arg, given, default in (("lr", lr, _LR), ("weight_decay", weight_decay, _WEIGHT_DECAY)):
+        other = {k: row.get(arg) for k, row in held.items() if row.get(arg) != given}
+        if given != default and other:
+            warnings.warn(f"fit(..., {arg}={given}) is ignored: {name}.configure_optimizers sets {arg} itself "
+                          f"({', '.join(f'{k}: {v}' for k, v in other.items())})", UserWarning, stacklevel=4)
+    if clip_grad is not None and own_step:
+        warnings.warn(f"fit(..., clip_grad={clip_grad}) is ignored: {name}.training_step updates the weights "
+                      f"itself and fit clips only in its own step", UserWarning, stacklevel=4)
 
 
-def _permutation(n: int, seed: int, epoch: int) -> Tensor:
-    """The data order of an epoch: a function of (seed, epoch) only, so a resumed run finds it again."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g)
-# --8<-- [end:rng]
-
+# ---------------------------------------------------------------------------------------------
+# One step, one validation, one checkpoint
+# ---------------------------------------------------------------------------------------------
 
 def _default_step(loss_fn: Callable[..., Tensor], model: nn.Module, optimizers: dict[str, torch.optim.Optimizer],
                   autocast: Callable[[], Any], clip_grad: float | None) -> Callable[..., dict[str, float]]:
@@ -193,32 +151,93 @@ def _default_step(loss_fn: Callable[..., Tensor], model: nn.Module, optimizers: 
     return run
 
 
+def _log(state: TrainState, logs: dict[str, float], log_every: int) -> dict[str, float] | None:
+    """Add a step's logs to the window; every ``log_every`` steps, turn the window into a row and return it."""
+    for k, v in logs.items():
+        state.window[k].append(float(v))
+    if state.history.steps % log_every:
+        return None
+    row = {"step": state.history.steps, **{k: sum(v) / len(v) for k, v in state.window.items()}}
+    state.history.train.append(row)
+    state.window.clear()
+    return row
+
+
+def _validate(state: TrainState, val_data: Data, *, batch_size: int, device: torch.device, seed: int,
+              keep_best: bool) -> int:
+    """Record the validation loss of the evaluation weights; return validations since the last improvement."""
+    h = state.history
+    with _weights(state.model, state.eval_weights()):
+        value = evaluate(state.model, val_data, batch_size=max(batch_size, 256), device=device, seed=seed + 1)
+        improved = h.best_val is None or value < h.best_val
+        if improved:
+            h.best_val, h.best_step = value, h.steps
+            if keep_best:
+                state.best = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+    h.val.append((h.steps, value))
+    state.bad_evals = 0 if improved else state.bad_evals + 1
+    return state.bad_evals
+
+
+def _save(state: TrainState, path: Path, run: dict[str, int], device: torch.device, meta: dict[str, Any],
+          weights: dict[str, Tensor] | None = None, record: dict[str, Any] | None = None) -> None:
+    """Write the checkpoint folder: model.safetensors = ``weights`` (default: EMA or current), the rest to resume."""
+    tensors, train_state = state.to_checkpoint(run, device, record)
+    weights = weights if weights is not None else (state.eval_weights() or state.model.state_dict())
+    h = state.history
+    meta = {**meta, "fit": {**meta.get("fit", {}), "hparams": h.hparams, "optimizer_steps": dict(h.optimizer_steps)}}
+    save_checkpoint(path, state.model, step=h.steps, weights=weights, meta=meta, resume=tensors,
+                    train_state=train_state)
+
+
+def _batch(tensors: tuple[Tensor, ...], step: int, per_epoch: int, global_batch: int, seed: int,
+           info: distributed.DistInfo) -> tuple[Tensor, ...]:
+    """The batch of ``step``: this rank's share of the next ``global_batch`` rows of the epoch's permutation."""
+    epoch, pos = divmod(step, per_epoch)
+    perm = _epoch_order(len(tensors[0]), seed, epoch)
+    index = distributed.shard(perm[pos * global_batch:(pos + 1) * global_batch], info.rank, info.world_size)
+    return tuple(t[index].to(info.device, non_blocking=True) for t in tensors)
+
+
+_epoch_order = functools.lru_cache(maxsize=2)(epoch_permutation)  # one permutation an epoch, not one a step
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+
 @torch.enable_grad()  # a caller's torch.no_grad() (an evaluation, a metric that trains its classifier) must not stop training
 def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: int | None = None,
-        epochs: int | None = None, seconds: float | None = None, batch_size: int = 64, lr: float = 1e-3,
-        weight_decay: float = 0.0, seed: int = 0, device: str | torch.device = "cpu", amp: bool = False,
+        epochs: int | None = None, seconds: float | None = None, batch_size: int = 64, lr: float = _LR,
+        weight_decay: float = _WEIGHT_DECAY, seed: int = 0, device: str | torch.device = "cpu", amp: bool = False,
         clip_grad: float | None = None, ema_decay: float | None = None, patience: int | None = None,
         eval_every: int | None = None, progress: bool = False, checkpoint_dir: str | Path | None = None,
-        resume: str | Path | None = None, log_every: int = 10, checkpoint_every: int | None = None,
-        meta: dict[str, Any] | None = None) -> History:
+        resume: str | Path | None = None, log_every: int = 10, checkpoint_every: int | str | None = None,
+        meta: dict[str, Any] | None = None, should_stop: Callable[[], bool] | None = None) -> History:
     """Train ``model`` on ``data`` until the first of ``steps`` / ``epochs`` / ``seconds`` runs out.
 
     data, val_data: a Tensor (N, ...) or a tuple of equal-length Tensors; a batch is passed as
         ``model.loss(x)`` or ``model.loss(*batch)``. Each epoch shuffles with a permutation seeded by
         (seed, epoch); the last incomplete global batch of an epoch is dropped.
-    steps / epochs / seconds: budgets (at least one); ``steps`` counts optimiser steps in total, also
+    steps / epochs / seconds: budgets (at least one); ``steps`` and ``seconds`` count in total, also
         across a resume.
+    lr, weight_decay, clip_grad: AdamW's settings and gradient clipping; a model with its own
+        ``configure_optimizers`` / ``training_step`` may not use them, and fit then warns.
     amp: bf16 autocast, on CUDA only (a no-op with a warning elsewhere).
     ema_decay: keep an EMA of the weights; validation, checkpoints and the returned model use it.
     patience: stop after this many validations without improvement and restore the best weights.
     eval_every: validate every this many steps (default: once an epoch) and after the last step.
-    checkpoint_dir / checkpoint_every: write a checkpoint there every N steps and at the end (rank 0).
+    checkpoint_dir / checkpoint_every: write a checkpoint folder there every N steps (``100``) or
+        seconds (``"30s"``) and at the end (rank 0), each time whole (see ``gdl_ref.checkpoint``).
     resume: a checkpoint folder; weights, optimisers, EMA, RNG states, step and history are restored
         and training continues as if it had never stopped.
     meta: extra entries for the checkpoint's meta.json (e.g. {"family": "flow", "data": "digits"}).
+    should_stop: called after each step; True ends the run (stop_reason "interrupted") with a
+        checkpoint to resume from, without the final validation.
     """
     if steps is None and epochs is None and seconds is None:
         raise ValueError("give a budget: at least one of steps, epochs, seconds")
+    every_steps, every_seconds = parse_every(checkpoint_every)
     info = distributed.setup(device)
     dev = info.device
     tensors = _as_tuple(data, "data")
@@ -228,45 +247,22 @@ def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: in
     limits = [s for s in (steps, None if epochs is None else epochs * per_epoch) if s is not None]
     total = min(limits) if limits else None
     eval_every = eval_every or per_epoch
-    custom = hasattr(model, "training_step")
+    own_step = hasattr(model, "training_step")
+    run = {"seed": seed, "batch_size": batch_size, "n": n}  # what a resumed run must share
 
     model.to(dev)
-    if hasattr(model, "configure_optimizers"):
-        optimizers = dict(model.configure_optimizers(lr))
-    else:
-        optimizers = {"model": torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)}
-    ema = EMA(model, ema_decay) if ema_decay is not None else None
-    history = History()
-    resumed_window: dict[str, list[float]] = {}  # train metrics logged since the last row
-    best_state: dict[str, Tensor] | None = None
-    bad_evals = 0
-
+    optimizers = build_optimizers(model, lr, weight_decay)
+    _warn_ignored(model, optimizers, lr=lr, weight_decay=weight_decay, clip_grad=clip_grad, own_step=own_step)
+    state = TrainState(model, optimizers, EMA(model, ema_decay) if ema_decay is not None else None)
     if resume is not None:
-        ckpt = load_checkpoint(resume)
-        ts = ckpt.train_state
-        if ts is None:
-            raise ValueError(f"{resume}: no train_state.pt, cannot resume (weights-only checkpoint)")
-        if (ts["seed"], ts["batch_size"], ts["n"]) != (seed, batch_size, n):
-            raise ValueError(f"{resume}: saved with seed={ts['seed']}, batch_size={ts['batch_size']}, "
-                             f"N={ts['n']}; resume needs the same (got {seed}, {batch_size}, {n})")
-        part = {p: {k[len(p) + 1:]: v for k, v in ckpt.resume.items() if k.startswith(p + ".")}
-                for p in ("online", "ema", "best")}
-        model.load_state_dict(part["online"])
-        for name, opt in optimizers.items():
-            opt.load_state_dict(ts["optimizers"][name])
-        if ema is not None:
-            if not part["ema"]:
-                raise ValueError(f"{resume}: saved without EMA weights, cannot resume with ema_decay")
-            ema.shadow = {k: v.to(dev) for k, v in part["ema"].items()}
-        best_state = {k: v.to(dev) for k, v in part["best"].items()} or None
-        h = ts["history"]
-        history = History(h["steps"], h["seconds"], list(h["train"]), [tuple(v) for v in h["val"]],
-                          h["best_val"], h["best_step"], "")
-        bad_evals = ts["bad_evals"]
-        resumed_window = ts["window"]
-        _set_rng_state(ts["rng"], dev)
+        state.restore(load_checkpoint(resume), run, dev)
     else:
-        _seed_everything(seed + info.rank)  # per-rank streams for noise inside the model
+        seed_everything(seed + info.rank)  # per-rank streams for noise inside the model
+    h = state.history
+    h.hparams = optimizer_hparams(optimizers)
+    meta = {**(meta or {}), "fit": {"batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
+                                    "ema_decay": ema_decay, "clip_grad": clip_grad, "patience": patience,
+                                    "world_size": info.world_size}}
 
     if amp and dev.type != "cuda":
         warnings.warn(f"amp=True uses bf16 autocast on CUDA only; training in float32 on {dev}", stacklevel=2)
@@ -275,111 +271,72 @@ def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: in
     def autocast() -> Any:
         return torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
 
-    if info.distributed and custom:
+    if info.distributed and own_step:
         distributed.broadcast_module(model, info)
         for opt in optimizers.values():
             distributed.average_gradients_before_step(opt, info)
-    step_fn = None if custom else _default_step(distributed.wrap(_LossForward(model), info), model, optimizers,
-                                                 autocast, clip_grad)
-
-    def eval_state() -> dict[str, Tensor] | None:
-        return ema.shadow if ema is not None else None
-
-    def tracking() -> tuple[Any, ...]:
-        """The logs a resumed run starts from: scheduled rows only (every log_every / eval_every steps)."""
-        return (list(history.train), list(history.val), history.best_val, history.best_step, best_state, bad_evals,
-                {k: list(v) for k, v in window.items()})
-
-    def save(path: Path, weights: dict[str, Tensor] | None = None, track: tuple[Any, ...] | None = None) -> None:
-        """model.safetensors = ``weights`` (default: EMA or current); resume.safetensors = the rest.
-
-        ``track``: the validation record a resumed run starts from (default: the current one).
-        """
-        train, val, best_val, best_step, best, bad, logged = track or tracking()
-        weights = weights if weights is not None else (ema.shadow if ema is not None else model.state_dict())
-        res = {f"online.{k}": v for k, v in model.state_dict().items()}
-        res.update({f"ema.{k}": v for k, v in (ema.shadow if ema is not None else {}).items()})
-        res.update({f"best.{k}": v for k, v in (best or {}).items()})
-        ts = {"step": history.steps, "seed": seed, "batch_size": batch_size, "n": n, "bad_evals": bad, "window": logged,
-              "optimizers": {k: o.state_dict() for k, o in optimizers.items()}, "rng": _rng_state(dev),
-              "history": {"steps": history.steps, "seconds": history.seconds, "train": train,
-                          "val": val, "best_val": best_val, "best_step": best_step}}
-        extra = {"fit": {"batch_size": batch_size, "lr": lr, "seed": seed, "ema_decay": ema_decay,
-                         "world_size": info.world_size}, **(meta or {})}
-        save_checkpoint(path, model, step=history.steps, weights=weights, meta=extra, resume=res, train_state=ts)
-
-    def validate() -> bool:
-        """Record the validation loss; True when early stopping should stop now."""
-        nonlocal best_state, bad_evals
-        with _weights(model, eval_state()):
-            value = evaluate(model, val_data, batch_size=max(batch_size, 256), device=dev, seed=seed + 1)
-            improved = history.best_val is None or value < history.best_val
-            if improved:
-                history.best_val, history.best_step = value, history.steps
-                if patience is not None:
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        history.val.append((history.steps, value))
-        bad_evals = 0 if improved else bad_evals + 1
-        return patience is not None and bad_evals >= patience
+    step_fn = None if own_step else _default_step(distributed.wrap(_LossForward(model), info), model, optimizers,
+                                                   autocast, clip_grad)
+    validate = functools.partial(_validate, state, val_data, batch_size=batch_size, device=dev, seed=seed,
+                                 keep_best=patience is not None)
+    save = functools.partial(_save, state, Path(checkpoint_dir or "."), run, dev, meta)
+    saving = checkpoint_dir is not None and info.is_main
 
     from tqdm import tqdm  # the text bar: notebooks without ipywidgets would warn with tqdm.auto
 
-    bar = tqdm(total=total, initial=history.steps, disable=not (progress and info.is_main), unit="step",
-               dynamic_ncols=True)
-    window: dict[str, list[float]] = defaultdict(list, {k: list(v) for k, v in resumed_window.items()})
-    start, base_seconds = time.perf_counter(), history.seconds
-    perm, perm_epoch, last_eval = None, -1, -1
+    bar = tqdm(total=total, initial=h.steps, disable=not (progress and info.is_main), unit="step", dynamic_ncols=True)
+    start, base_seconds = time.perf_counter(), h.seconds
+    last_save, last_eval = start, -1
     model.train()
-    while True:
-        if total is not None and history.steps >= total:
-            history.stop_reason = "steps" if steps is not None and history.steps >= steps else "epochs"
-            break
-        if seconds is not None and distributed.any_across(time.perf_counter() - start >= seconds, info):
-            history.stop_reason = "seconds"
-            break
-        epoch, pos = divmod(history.steps, per_epoch)
-        if epoch != perm_epoch:
-            perm, perm_epoch = _permutation(n, seed, epoch), epoch
-        index = distributed.shard(perm[pos * global_batch:(pos + 1) * global_batch], info.rank, info.world_size)
-        batch = tuple(t[index].to(dev, non_blocking=True) for t in tensors)
-        if custom:
-            with autocast():
-                logs = dict(model.training_step(batch, optimizers, history.steps))
-        else:
-            logs = step_fn(batch, history.steps)
-        history.steps += 1
-        history.seconds = base_seconds + time.perf_counter() - start
-        if ema is not None:
-            ema.update(model, history.steps - 1)  # the step just taken, counted from 0
-        for k, v in logs.items():
-            window[k].append(float(v))
-        if history.steps % log_every == 0:
-            row = {"step": history.steps, **{k: sum(v) / len(v) for k, v in window.items()}}
-            history.train.append(row)
-            window.clear()
-            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "step"}, refresh=False)
-        bar.update(1)
-        stop = False
-        if val_data is not None and history.steps % eval_every == 0:
-            stop, last_eval = validate(), history.steps
-        if checkpoint_dir is not None and checkpoint_every and history.steps % checkpoint_every == 0 and info.is_main:
-            save(Path(checkpoint_dir))
-        if stop:
-            history.stop_reason = "early_stopping"
-            break
+    with count_steps(optimizers, h.optimizer_steps):
+        while True:
+            if total is not None and h.steps >= total:
+                h.stop_reason = "steps" if steps is not None and h.steps >= steps else "epochs"
+                break
+            if seconds is not None and distributed.any_across(base_seconds + time.perf_counter() - start >= seconds,
+                                                              info):
+                h.stop_reason = "seconds"
+                break
+            if should_stop is not None and distributed.any_across(bool(should_stop()), info):
+                h.stop_reason = "interrupted"
+                break
+            batch = _batch(tensors, h.steps, per_epoch, global_batch, seed, info)
+            if own_step:
+                with autocast():
+                    logs = dict(model.training_step(batch, optimizers, h.steps))
+            else:
+                logs = step_fn(batch, h.steps)
+            h.steps += 1
+            h.seconds = base_seconds + time.perf_counter() - start
+            if state.ema is not None:
+                state.ema.update(model, h.steps - 1)  # the step just taken, counted from 0
+            row = _log(state, logs, log_every)
+            if row is not None:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "step"}, refresh=False)
+            bar.update(1)
+            stop = False
+            if val_data is not None and h.steps % eval_every == 0:
+                bad_evals, last_eval = validate(), h.steps
+                stop = patience is not None and bad_evals >= patience
+            if saving and ((every_steps and h.steps % every_steps == 0)
+                           or (every_seconds and time.perf_counter() - last_save >= every_seconds)):
+                save()
+                last_save = time.perf_counter()
+            if stop:
+                h.stop_reason = "early_stopping"
+                break
     bar.close()
-    scheduled = tracking()  # a resumed run continues from the scheduled logs and validations only
-    if window:  # the last rows, off the log_every / eval_every schedule
-        history.train.append({"step": history.steps, **{k: sum(v) / len(v) for k, v in window.items()}})
-    if val_data is not None and last_eval != history.steps and history.steps > 0:
+    scheduled = state.record()  # a resumed run continues from the scheduled logs and validations only
+    if state.window:  # the last rows, off the log_every / eval_every schedule
+        h.train.append({"step": h.steps, **{k: sum(v) / len(v) for k, v in state.window.items()}})
+    if val_data is not None and last_eval != h.steps and h.steps > 0 and h.stop_reason != "interrupted":
         validate()  # the budget ended between validations: record the final weights too
-    history.seconds = base_seconds + time.perf_counter() - start
-    final = best_state if patience is not None and best_state is not None else eval_state()
-    if checkpoint_dir is not None and info.is_main:
-        save(Path(checkpoint_dir), final, scheduled)  # resumable from the last step; model.safetensors = final
+    h.seconds = base_seconds + time.perf_counter() - start
+    final = state.best if patience is not None and state.best is not None else state.eval_weights()
+    if saving:
+        save(final, scheduled)  # resumable from the last step; model.safetensors = final
     if final is not None:
         model.load_state_dict(final)  # early stopping keeps the best weights; with EMA, the EMA weights
     distributed.barrier(info)
     model.eval()
-    return history
-
+    return h

@@ -4,14 +4,13 @@
 ``gdl_ref.train.fit`` for a wall-clock (``--budget-seconds``) or step (``--budget-steps``) budget on the
 train split, and scores it on the test split (digits rows 1350-1796; toys: the seeded test draw):
 
-* test NLL in nats per example, from ``model.log_prob``; on digits also bits per dimension,
-  bpd = NLL / (64 ln 2). What the number is comes from ``model.nll_bound``: ``exact`` (a discrete model),
-  ``dequantized`` (a continuous density on y = (x + u) / 17: NLL(x) <= -log p_y(y) + 64 log 17),
-  ``iwae-k`` (the importance-weighted bound with k samples), ``elbo`` (a variational bound);
-* on 2-D toys the true entropy H and the KL gap NLL - H = KL(p_data || p_model) >= 0;
-* sample-quality distances beside their floor, the same distances between the train and test splits
-  (``gdl_ref.metrics``); on 8gaussians the number of modes covered;
-* parameters, training steps and seconds, examples per second for training and for sampling.
+* everything ``gdl_ref.evaluate`` reports, and nothing scored here: test NLL in nats per example with its
+  standard error, bits per dimension on digits, the kind of bound (``gdl_ref.likelihood.Bound``), the paired
+  KL(p_data || p_model) on the 2-D toys, and the sample distances with bootstrap standard errors beside
+  their floors (mean +- sd over random train subsets);
+* what ran: the optimisers' hyperparameters as their ``param_groups`` held them and the steps of each
+  optimiser (from ``gdl_ref.train.History``), parameters, steps, seconds, examples per second;
+* with ``--seeds 0 1 2`` one row per seed; the tables and the JSON's ``summary`` give mean +- sd over seeds.
 
 Peer libraries (zuko's flows, diffusers' DDPM) are trained the same way with ``--peers``; their
 adapters live in the repository's ``benchmarks/peers/`` and are imported only when asked for.
@@ -36,9 +35,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from gdl_ref.bench.report import tables, targets_table
+from gdl_ref.bench.report import aggregate, tables, targets_table
 
-SCHEMA = 1
+SCHEMA = 2  # 2: rows per seed, paired KL, standard errors, floors over subsets, hparams
 TOY_BUDGET_CAP = 60.0  # toys train for min(--budget-seconds, 60) unless --toy-budget-seconds says otherwise
 # The data sets each family is benchmarked on by default (the targets of the benchmark page).
 DEFAULT_DATA: dict[str, tuple[str, ...]] = {
@@ -49,7 +48,6 @@ DEFAULT_DATA: dict[str, tuple[str, ...]] = {
     "gan": ("digits", "8gaussians"),
     "ebm": ("digits", "8gaussians"),
 }
-EVAL_BATCH = 128  # test examples per log_prob call
 
 
 @dataclass
@@ -57,7 +55,7 @@ class Peer:
     """A model from another library, trained and scored by the same harness as ours.
 
     ``build(data)`` returns an ``nn.Module`` with ``loss(x)`` and ``sample(n)`` in our contract (and
-    ``log_prob`` with ``nll_bound`` when the library gives a likelihood); ``pairs_with`` names our family
+    ``log_prob`` with ``bound`` or ``nll_bound`` when the library gives a likelihood); ``pairs_with`` names our family
     it is compared with; ``note`` says what the library cannot report (e.g. no NLL).
     """
 
@@ -156,13 +154,31 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def bound_name(model: nn.Module) -> str | None:
-    """``model.nll_bound`` with the IWAE sample count appended (``iwae-k``), or None."""
-    bound = getattr(model, "nll_bound", None)
-    if bound is None or not hasattr(model, "log_prob"):
-        return None
-    k = getattr(getattr(model, "config", None), "iwae_k", None)
-    return f"iwae-{k}" if bound == "iwae" and k else str(bound)
+def model_name(model: nn.Module) -> str:
+    """The class name, with the coupling where a flow's config names one (a RealNVP may run spline couplings)."""
+    coupling = getattr(getattr(model, "config", None), "coupling", None)
+    return f"{type(model).__name__} ({coupling} couplings)" if coupling else type(model).__name__
+
+
+def _plain(value: Any) -> Any:
+    """A value of an optimiser's param_group as JSON holds it (tensors as numbers, tuples as lists)."""
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, (int, float, str, bool)) or value is None else repr(value)
+
+
+def what_ran(history: Any) -> dict[str, Any]:
+    """The optimisers' hyperparameters (name -> param_group values) and step counts from a ``History``.
+
+    ``None`` where the training loop does not record them.
+    """
+    hparams = getattr(history, "hparams", None)
+    steps = getattr(history, "optimizer_steps", None)
+    return {"hparams": None if hparams is None else {name: {k: _plain(v) for k, v in group.items()}
+                                                     for name, group in hparams.items()},
+            "optimizer_steps": None if steps is None else {name: int(n) for name, n in steps.items()}}
 
 
 def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: str = "cpu",
@@ -174,10 +190,10 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     early stopping on the val split); a peer gets the recipe of the family it pairs with, so both
     sides see the same data, batches and budget. ``batch_size`` replaces the recipe's.
     """
+    from gdl_ref.evaluate import bound_label, evaluate_density, evaluate_samples
     from gdl_ref.models import registry as families
-    from gdl_ref.cli import draw
-    from gdl_ref.data import DIGIT_DIMS, load, toy_entropy
-    from gdl_ref import metrics
+    from gdl_ref.data import load
+    from gdl_ref.sampling import draw
     from gdl_ref.train import fit
 
     torch.manual_seed(seed)
@@ -186,43 +202,34 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     recipe = {**families.recipe(family, data), **({"batch_size": batch_size} if batch_size else {})}
     result: dict[str, Any] = {
         "family": peer.pairs_with if peer else family,
-        "model": peer.name if peer else type(model).__name__,
+        "model": peer.name if peer else model_name(model),
         "peer": peer is not None,
         "data": data,
+        "seed": seed,
         "params": sum(p.numel() for p in model.parameters()),
         "device": device,
         "budget_seconds": budget.seconds,
         "budget_steps": budget.steps,
         "batch_size": recipe["batch_size"],
         "recipe": recipe,
-        "bound": bound_name(model),
+        "bound": bound_label(model, data),
     }
     if peer is not None and peer.note:
         result["note"] = peer.note
-    history = fit(model, train_x, val_data=val_x if recipe.get("patience") else None, seconds=budget.seconds, steps=budget.steps, seed=seed,
-                  device=device, amp=device.startswith("cuda"), progress=False, **recipe)
+    history = fit(model, train_x, val_data=val_x if recipe.get("patience") else None, seconds=budget.seconds,
+                  steps=budget.steps, seed=seed, device=device, amp=device.startswith("cuda"), progress=False, **recipe)
     model.to(device)
     result["steps"] = int(history.steps)
+    result.update(what_ran(history))
     result["train_seconds"] = float(history.seconds)
     result["stop_reason"] = history.stop_reason
     result["best_step"] = history.best_step
     result["train_examples_per_s"] = history.steps * recipe["batch_size"] / max(history.seconds, 1e-9)
 
-    torch.manual_seed(seed + 1)
     n = min(eval_samples or len(test_x), len(test_x))
     start = time.perf_counter()
     if result["bound"] is not None:
-        result["test_examples"] = n
-        nll, stderr = metrics.mean_nll(model, test_x[:n], device, batch=EVAL_BATCH)
-        result["test_nll"] = nll
-        result["test_nll_stderr"] = stderr
-        if data == "digits":
-            result["test_bits_per_dim"] = float(metrics.bits_per_dim(nll, DIGIT_DIMS))
-        else:
-            entropy = toy_entropy(data)
-            result["entropy"] = entropy.nats
-            result["entropy_stderr"] = entropy.stderr
-            result["kl_gap"] = nll - entropy.nats
+        result.update(evaluate_density(model, data, examples=n, seed=seed + 1, device=device).to_dict())
     result["eval_seconds"] = time.perf_counter() - start
 
     _sync(device)
@@ -231,8 +238,7 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     _sync(device)
     result["sample_seconds"] = time.perf_counter() - start
     result["sample_examples_per_s"] = n / max(result["sample_seconds"], 1e-9)
-    result["samples"] = n
-    result["sample_quality"], result["sample_quality_floor"] = metrics.quality_with_floor(samples, data)
+    result.update(evaluate_samples(samples, data, seed=seed).to_dict())
     variants = getattr(model, "sampler_variants", None)
     if callable(variants):
         result["samplers"] = _sampler_sweep(model, variants(), result, data, n, seed, device)
@@ -246,14 +252,15 @@ def _sampler_sweep(model: nn.Module, variants: dict[str, dict[str, Any]], defaul
     The first variant is the model's default sampler, already scored in ``default``; the others draw
     ``n`` samples each under the same seed.
     """
-    from gdl_ref import metrics
-    from gdl_ref.cli import draw
+    from gdl_ref.evaluate import evaluate_samples
+    from gdl_ref.sampling import draw
 
     rows = []
     for i, (label, kwargs) in enumerate(variants.items()):
         row: dict[str, Any] = {"sampler": label, **kwargs}
         if i == 0:
-            keys = ("sample_seconds", "sample_examples_per_s", "sample_quality", "sample_quality_floor")
+            keys = ("sample_seconds", "sample_examples_per_s", "sample_quality", "sample_quality_stderr",
+                    "sample_quality_floor", "sample_quality_floor_sd")
             rows.append({**row, **{k: default[k] for k in keys}})
             continue
         _sync(device)
@@ -262,7 +269,8 @@ def _sampler_sweep(model: nn.Module, variants: dict[str, dict[str, Any]], defaul
         _sync(device)
         row["sample_seconds"] = time.perf_counter() - start
         row["sample_examples_per_s"] = n / max(row["sample_seconds"], 1e-9)
-        row["sample_quality"], row["sample_quality_floor"] = metrics.quality_with_floor(samples, data)
+        sampled = evaluate_samples(samples, data, seed=seed).to_dict()
+        row.update({k: v for k, v in sampled.items() if k.startswith("sample_quality")})
         rows.append(row)
     return rows
 
@@ -324,23 +332,24 @@ def load_peers(directory: Path) -> list[Peer]:
 
 
 def bench(pairs: list[tuple[str, str]], budget: Budget, *, toy_budget: Budget | None = None,
-          seed: int = 0, device: str = "cpu", batch_size: int | None = None, eval_samples: int | None = None,
-          peers: list[Peer] | None = None, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Run every pair, then every peer on the data of the family it pairs with; errors become rows."""
+          seeds: tuple[int, ...] = (0,), device: str = "cpu", batch_size: int | None = None,
+          eval_samples: int | None = None, peers: list[Peer] | None = None,
+          log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Run every pair once per seed, then every peer on the data of the family it pairs with; errors become rows."""
     jobs: list[tuple[str, str, Peer | None]] = [(f, d, None) for f, d in pairs]
     for p in peers or []:
         jobs += [(p.pairs_with, d, p) for f, d in pairs if f == p.pairs_with and d in p.data]
     rows = []
-    for family, data, peer in jobs:
+    for (family, data, peer), seed in ((job, seed) for job in jobs for seed in seeds):
         b = budget if data == "digits" or toy_budget is None else toy_budget
-        label = f"{peer.name if peer else family} on {data}"
+        label = f"{peer.name if peer else family} on {data}, seed {seed}"
         log(f"bench: {label} ...")
         try:
             row = run_one(family, data, b, seed=seed, device=device, batch_size=batch_size,
                           eval_samples=eval_samples, peer=peer)
         except Exception as err:  # a broken family must not hide the others' numbers
             row = {"family": family, "model": peer.name if peer else "", "peer": peer is not None,
-                   "data": data, "device": device, "error": f"{type(err).__name__}: {err}"}
+                   "data": data, "seed": seed, "device": device, "error": f"{type(err).__name__}: {err}"}
         log(f"bench: {label} " + (f"failed: {row['error']}" if "error" in row else
                                   f"{row['steps']} steps in {row['train_seconds']:.1f} s"))
         rows.append(row)
@@ -357,7 +366,7 @@ def command_line(args: argparse.Namespace) -> str:
                         ("--eval-samples", args.eval_samples), ("--threads", args.threads)):
         if value is not None:
             parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-    parts += ["--seed", str(args.seed), "--device", args.device]
+    parts += ["--seeds", *(str(k) for k in args.seeds), "--device", args.device]
     if args.peers:
         parts.append("--peers")
     if args.json:
@@ -366,8 +375,9 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def report(rows: list[dict[str, Any]], args: argparse.Namespace, peers: list[Peer],
-           machine: dict[str, Any]) -> dict[str, Any]:
-    """The JSON document of a run: when, where, what command, which versions, and the rows.
+           machine: dict[str, Any], wall_seconds: float | None = None) -> dict[str, Any]:
+    """The JSON document of a run: when, where, what command, which versions, how long, the rows per seed
+    and their summary (mean +- sd over seeds).
 
     ``machine`` is ``machine_info`` taken before the run; the load average after it is added here.
     """
@@ -382,7 +392,10 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, peers: list[Pee
         "note": args.note or "",
         "machine": machine,
         "versions": vers,
+        "seeds": list(args.seeds),
+        "wall_seconds": wall_seconds,
         "results": rows,
+        "summary": aggregate(rows),
     }
 
 
@@ -395,8 +408,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "bench", help="train a family for a fixed budget and score it on the test split",
         description="Train FAMILY (or all) on the fixed train split for a wall-clock or step budget, "
-                    "evaluate test NLL, bits/dim, KL gap to the true entropy on toys and sample-quality "
-                    "distances beside their train-vs-test floor; print tables and write JSON.")
+                    "evaluate test NLL, bits/dim, the paired KL from the true density on toys and sample-quality "
+                    "distances beside their floors, with standard errors; print tables and write JSON.")
     p.add_argument("family", metavar="FAMILY", help=f"one of {', '.join(valid_families())}, or all")
     p.add_argument("--data", action="append", metavar="DATA", type=lambda s: [d for d in s.split(",") if d],
                    help="data set(s), comma-separated: digits or a toy name (default: the family's list)")
@@ -407,7 +420,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--budget-steps", type=int, default=None, metavar="N", help="optimiser-step budget (with or without seconds)")
     p.add_argument("--batch-size", type=int, default=None, metavar="B",
                    help="batch size of fit (default: each family's recipe, gdl_ref.models.registry.recipe)")
-    p.add_argument("--seed", type=int, default=0, metavar="K", help="seed of fit and of the evaluation (default 0)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="K",
+                   help="seeds of fit and of the evaluation: each pair runs once per seed, and the tables give "
+                        "mean +- sd over seeds (default: 0)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--eval-samples", type=int, default=None, metavar="N",
                    help="score only the first N test examples and draw N samples (default: the whole test "
@@ -457,9 +472,10 @@ def main(args: argparse.Namespace) -> int:
     budget, toy_budget = budgets(args)
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     machine = machine_info(args.device)
-    rows = bench(pairs, budget, toy_budget=toy_budget, seed=args.seed, device=args.device,
+    started = time.perf_counter()
+    rows = bench(pairs, budget, toy_budget=toy_budget, seeds=tuple(args.seeds), device=args.device,
                  batch_size=args.batch_size, eval_samples=args.eval_samples, peers=peers, log=log)
-    doc = report(rows, args, peers, machine)
+    doc = report(rows, args, peers, machine, wall_seconds=time.perf_counter() - started)
     print(tables(rows))
     targets = targets_table(rows)
     if targets:

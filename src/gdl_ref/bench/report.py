@@ -3,12 +3,16 @@
 ``tables(rows)`` is what ``gdl-ref bench`` prints; ``render_page(doc, source)`` turns the JSON of a
 recorded run (``benchmarks/results/*.json``) into ``docs/benchmarks.md`` (``benchmarks/render_page.py``).
 Ratios are *ours / peer*: below 1 favours ours for NLL and for seconds per example. A sample distance is
-shown beside its floor, the same distance between two samples of the data itself (train vs test).
+shown beside its floor, the same distance for real train data (mean +- sd over random train subsets).
+A run with several seeds (``--seeds``) has one row per seed; ``aggregate`` merges them into one row per
+model and data set whose figures are the means and whose ``sd`` holds the sd over seeds. With one seed,
+the spread shown is the figure's own standard error.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -52,6 +56,89 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _mean(values: list[Any]) -> Any:
+    """The mean; an integer when every value is the same integer (parameters, a step budget)."""
+    if all(isinstance(v, int) for v in values) and len(set(values)) == 1:
+        return values[0]
+    return statistics.fmean(values)
+
+
+def _merge(dicts: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Means and sds over seeds of every number (and dict of numbers) of ``dicts``; the rest from the first."""
+    mean, sd = dict(dicts[0]), {}
+    for key, first in dicts[0].items():
+        if key == "seed":
+            continue
+        values = [d.get(key) for d in dicts]
+        if _is_number(first) and all(_is_number(v) for v in values):
+            mean[key] = _mean(values)
+            sd[key] = statistics.stdev(values) if len(values) > 1 else None
+        elif isinstance(first, dict) and first and all(_is_number(v) for v in first.values()) \
+                and all(isinstance(v, dict) for v in values):
+            keys = [k for k in first if all(_is_number(v.get(k)) for v in values)]
+            mean[key] = {k: _mean([v[k] for v in values]) for k in keys}
+            sd[key] = {k: statistics.stdev(v[k] for v in values) if len(values) > 1 else None for k in keys}
+    return mean, sd
+
+
+def _with_sd(mean: dict[str, Any], sd: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    return {**mean, "sd": sd, "seeds": seeds}
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (family, model, peer, data): the mean over its seeds, with ``sd`` and ``seeds``.
+
+    A row already aggregated (it has ``seeds``) passes through; failed seeds are listed in ``errors``, and a
+    pair whose every seed failed stays an error row.
+    """
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["family"], r.get("model", ""), r.get("peer", False), r["data"]), []).append(r)
+    out = []
+    for group in groups.values():
+        if len(group) == 1 and "seeds" in group[0]:
+            out.append(group[0])
+            continue
+        ok = [r for r in group if "error" not in r]
+        if not ok:
+            out.append({**group[0], "seeds": [r.get("seed", 0) for r in group]})
+            continue
+        row, sd = _merge(ok)
+        row.pop("seed", None)
+        row.update(seeds=[r.get("seed", 0) for r in ok], sd=sd)
+        row["kl_negative"] = any(r.get("kl_negative") for r in ok) if "kl" in row else None
+        if row.get("samplers"):
+            row["samplers"] = [_with_sd(*_merge([r["samplers"][i] for r in ok]), row["seeds"])
+                               for i in range(len(ok[0]["samplers"]))]
+        failed = [r for r in group if "error" in r]
+        if failed:
+            row["errors"] = [f"seed {r.get('seed', 0)}: {r['error']}" for r in failed]
+        out.append(row)
+    return out
+
+
+def _spread(row: dict[str, Any], key: str, sub: str | None = None) -> float | None:
+    """The spread of a figure: the sd over seeds with several seeds, else its own standard error."""
+    several = len(row.get("seeds", [])) > 1
+    if sub is None:
+        return row.get("sd", {}).get(key) if several else row.get(f"{key}_stderr")
+    if several:
+        return (row.get("sd", {}).get(key) or {}).get(sub)
+    return row.get(f"{key}_stderr", {}).get(sub) if key == "sample_quality" else row.get(f"{key}_sd", {}).get(sub)
+
+
+def pm(value: Any, spread: Any, digits: int = 3) -> str:
+    """'value ± spread', or the value alone when there is no spread."""
+    if value is None:
+        return "–"
+    return fmt(value, digits) if spread is None or (isinstance(spread, float) and math.isnan(spread)) \
+        else f"{fmt(value, digits)} ± {fmt(spread, digits)}"
+
+
 def _name(row: dict[str, Any]) -> str:
     """'family: Model' for ours, 'library Model (peer)' for a peer."""
     if row.get("peer"):
@@ -60,12 +147,22 @@ def _name(row: dict[str, Any]) -> str:
 
 
 def _distance(row: dict[str, Any], key: str) -> str:
+    """'value ± spread (floor ± sd; value / floor)' for one sample distance."""
     value = row.get("sample_quality", {}).get(key)
     floor = row.get("sample_quality_floor", {}).get(key)
     if value is None:
         return "–"
-    r = ratio(value, floor)
-    return f"{fmt(value)} ({fmt(floor)}; {fmt_ratio(r)})" if floor is not None else fmt(value)
+    shown = pm(value, _spread(row, "sample_quality", key))
+    if floor is None:
+        return shown
+    return f"{shown} ({pm(floor, row.get('sample_quality_floor_sd', {}).get(key))}; {fmt_ratio(ratio(value, floor))})"
+
+
+def _kl(row: dict[str, Any]) -> str:
+    """The paired KL with its spread, marked † when a seed's estimate fell below minus its standard error."""
+    if row.get("kl") is None:
+        return "–"
+    return pm(row["kl"], _spread(row, "kl")) + (" †" if row.get("kl_negative") else "")
 
 
 def _modes(row: dict[str, Any]) -> int | None:
@@ -80,26 +177,40 @@ def per_example_seconds(row: dict[str, Any]) -> float | None:
     return 1.0 / rate if rate else None
 
 
+def _spread_note(rows: list[dict[str, Any]]) -> str:
+    seeds = max((len(r.get("seeds", [])) for r in rows), default=1)
+    return (f"Each figure is the mean ± sd over {seeds} seeds." if seeds > 1 else
+            "One seed: each ± is the figure's own standard error (the NLL's and KL's over the test points, a "
+            "distance's by the bootstrap).")
+
+
 def tables(rows: list[dict[str, Any]], level: int = 3) -> str:
     """The Markdown tables of a run: likelihoods, samples, samplers, ours / peer ratios, failures.
 
-    ``level`` is the heading level of each table's title (3: ``###``).
+    ``rows`` are the rows per seed (or already aggregated); ``level`` is the heading level of each table's
+    title (3: ``###``).
     """
     h = "#" * level
+    failed = [r for r in rows if "error" in r]
+    rows = aggregate(rows)
     ok = [r for r in rows if "error" not in r]
     out = []
     lik = [r for r in ok if r.get("test_nll") is not None]
     if lik:
-        out.append(f"{h} Test likelihood\n\n" + _table(
+        flagged = any(r.get("kl_negative") for r in lik)
+        out.append(f"{h} Test likelihood\n\n{_spread_note(lik)}"
+                   + (" † marks a KL estimate below minus its standard error: possible with a finite test "
+                      "sample, since the KL itself is never negative." if flagged else "") + "\n\n" + _table(
             ["model", "data", "bound", "params", "steps", "train s", "test n", "NLL (nats)", "bits/dim",
-             "entropy H", "KL gap NLL − H", "train ex/s"],
+             "KL(p ‖ q) (nats)", "train ex/s"],
             [[_name(r), r["data"], r["bound"], fmt(r["params"]), fmt(r["steps"]), fmt(r["train_seconds"], 1),
-              fmt(r.get("test_examples")),
-              fmt(r["test_nll"]), fmt(r.get("test_bits_per_dim")), fmt(r.get("entropy")), fmt(r.get("kl_gap")),
+              fmt(r.get("test_examples")), pm(r["test_nll"], _spread(r, "test_nll")),
+              pm(r.get("test_bits_per_dim"), _spread(r, "test_bits_per_dim")), _kl(r),
               fmt_rate(r["train_examples_per_s"])] for r in lik]))
     if ok:
-        out.append(f"{h} Samples\n\nEach distance is shown as *value (floor; value / floor)*, the floor being "
-                   "the same distance between held-out data and the test split.\n\n" + _table(
+        out.append(f"{h} Samples\n\n{_spread_note(ok)} Each distance is shown as *value (floor; value / floor)*, "
+                   "the floor being the same distance for as many real train examples, mean ± sd over random "
+                   "train subsets.\n\n" + _table(
                        ["model", "data", "samples", "FD", "KD", "MMD", "1-NN accuracy", "modes",
                         "within 3σ of a mode", "sample ex/s"],
                        [[_name(r), r["data"], fmt(r["samples"]), _distance(r, "fd"), _distance(r, "kd"),
@@ -131,9 +242,10 @@ def tables(rows: list[dict[str, Any]], level: int = 3) -> str:
                    "sampling seconds per example, and the first sample distance (FD on digits, MMD on toys).\n\n"
                    + _table(["data", "ours", "peer", "NLL", "train time", "sample time", "distance", "note"],
                             comparisons))
-    failed = [r for r in rows if "error" in r]
     if failed:
-        out.append(f"{h} Failed runs\n\n" + "\n".join(f"- {_name(r)} on {r['data']}: `{r['error']}`" for r in failed))
+        out.append(f"{h} Failed runs\n\n" + "\n".join(
+            f"- {_name(r)} on {r['data']}" + (f", seed {r['seed']}" if "seed" in r else "") + f": `{r['error']}`"
+            for r in failed))
     return "\n\n".join(out) + "\n"
 
 
@@ -151,6 +263,7 @@ class Target:
     goal: str
     value: Callable[[dict[str, Any]], float | None]
     met: Callable[[float], bool]
+    spread: Callable[[dict[str, Any]], float | None] = lambda r: None  # sd over seeds, or the standard error
 
 
 def _floor_ratio(key: str) -> Callable[[dict[str, Any]], float | None]:
@@ -160,9 +273,10 @@ def _floor_ratio(key: str) -> Callable[[dict[str, Any]], float | None]:
 TOYS = ("moons", "8gaussians", "checkerboard", "ring")
 TARGETS = [
     Target("autoregressive", ("digits",), "bits/dim ≤ 1.75", lambda r: r.get("test_bits_per_dim"),
-           lambda v: v <= 1.75),
-    Target("autoregressive", TOYS, "KL gap ≤ 0.05 nats", lambda r: r.get("kl_gap"), lambda v: v <= 0.05),
-    Target("flow", TOYS, "KL gap ≤ 0.05 nats", lambda r: r.get("kl_gap"), lambda v: v <= 0.05),
+           lambda v: v <= 1.75, lambda r: _spread(r, "test_bits_per_dim")),
+    Target("autoregressive", TOYS, "KL ≤ 0.05 nats", lambda r: r.get("kl"), lambda v: v <= 0.05,
+           lambda r: _spread(r, "kl")),
+    Target("flow", TOYS, "KL ≤ 0.05 nats", lambda r: r.get("kl"), lambda v: v <= 0.05, lambda r: _spread(r, "kl")),
     Target("gan", ("digits",), "FD ≤ 2 × floor", _floor_ratio("fd"), lambda v: v <= 2),
     Target("ebm", ("digits",), "FD ≤ 2 × floor", _floor_ratio("fd"), lambda v: v <= 2),
     Target("gan", ("8gaussians",), "MMD ≤ 2 × floor", _floor_ratio("mmd"), lambda v: v <= 2),
@@ -174,7 +288,8 @@ TARGETS = [
 
 
 def targets_table(rows: list[dict[str, Any]]) -> str:
-    """Each target beside the value reached (our models only; a missing run reads 'not run')."""
+    """Each target beside the value reached, mean over seeds (our models only; a pair not run has no line)."""
+    rows = aggregate(rows)
     lines = []
     for t in TARGETS:
         for data in t.data:
@@ -184,8 +299,9 @@ def targets_table(rows: list[dict[str, Any]]) -> str:
             value = None if "error" in row else t.value(row)
             verdict = "failed to run" if "error" in row else "–" if value is None else (
                 "reached" if t.met(value) else "not reached")
-            lines.append([t.family, data, t.goal, fmt(value), verdict])
-    return _table(["family", "data", "target", "value", "verdict"], lines) + "\n" if lines else ""
+            spread = None if "error" in row else t.spread(row)
+            lines.append([t.family, data, t.goal, pm(value, spread), fmt(len(row.get("seeds", [0]))), verdict])
+    return _table(["family", "data", "target", "value", "seeds", "verdict"], lines) + "\n" if lines else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,6 +340,14 @@ def _provenance(doc: dict[str, Any]) -> str:
     return f"Recorded {doc['date'][:10]} on {device}: {where}, with `{doc['command']}`."
 
 
+def _wall_text(seconds: float | None) -> str:
+    """'1 h 23 min' for a recorded wall time, or 'not recorded' (runs recorded before it was)."""
+    if seconds is None:
+        return "not recorded"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{max(minutes, 1)} min"
+
+
 def _versions_text(versions: dict[str, str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in versions.items())
 
@@ -245,6 +369,13 @@ def render_page(doc: dict[str, Any], source: str) -> str:
     ]
     if doc.get("note"):
         lines += ['!!! warning "About this run"', "", f"    {doc['note']}", ""]
+    if doc.get("schema", 1) < 2:
+        lines += ['!!! warning "Recorded with the earlier estimators"', "",
+                  "    This run predates the paired KL, the floors over random train subsets, the standard errors "
+                  "and the seeds: its toy rows have no KL column, each floor is the distance of the first train "
+                  "rows (not a mean over subsets), every figure is of one seed, and the flows' toy rows say "
+                  "`exact` where the number is a differential NLL and name the class RealNVP where its couplings "
+                  "were splines. `bash benchmarks/record.sh` records it again.", ""]
     lines += [
         "## The run", "",
         "| | |", "|---|---|",
@@ -253,6 +384,8 @@ def render_page(doc: dict[str, Any], source: str) -> str:
         f"| budget | {_budget_text(doc)} |",
         f"| machine | {hardware} ({m['system']}) |",
         f"| load average (1, 5, 15 min), start → end | {load} |",
+        f"| seeds | {', '.join(str(k) for k in doc.get('seeds', [0]))} |",
+        f"| wall time of the whole run | {_wall_text(doc.get('wall_seconds'))} |",
         f"| device | {', '.join(sorted({r['device'] for r in doc['results']})) or '–'} |",
         f"| versions | {_versions_text(doc['versions'])} |", "",
         "## What is measured", "",
@@ -261,17 +394,31 @@ def render_page(doc: dict[str, Any], source: str) -> str:
         "EMA, and for some families early stopping on the val split, which restores the best weights); a peer "
         "trains with the recipe of the family it is compared with.",
         "- NLL: the mean of `-model.log_prob` on the test split (digits rows 1350–1796, 447 images; 2,000 "
-        "seeded toy points), in nats per example. On digits also bits per dimension, NLL / (64 ln 2), over "
-        "the 17 grey levels. The *bound* column says what the number is: `exact` (a discrete model), "
-        "`dequantized` (a density on y = (x + u) / 17, u ~ U[0, 1)^64, plus 64 log 17: an upper bound), "
-        "`iwae-k` (the importance-weighted bound with k samples), `elbo` (the variational bound).",
-        "- On 2-D toys, the true entropy H (exact or a seeded Monte-Carlo estimate) and the KL gap "
-        "NLL − H = KL(p_data ‖ p_model), which is 0 for a perfect model (up to the test set's noise).",
-        "- Samples: as many as the test split (or `--eval-samples`), scored by `gdl_ref.metrics`: on digits the "
-        "Fréchet (FD) and kernel (KD) distances of classifier features, MMD and the 1-NN two-sample accuracy "
-        "(0.5 is ideal); on toys MMD, 1-NN accuracy and, on 8gaussians, the modes covered. The floor beside "
-        "each distance is the same distance for held-out real data (train split against test split): a "
-        "reference, not a bound, since both are finite samples, and a model's samples can land a little under it.",
+        "seeded toy points), in nats per example, with its standard error over the test examples. On digits "
+        "also bits per dimension, NLL / (64 ln 2), over the 17 grey levels. The *bound* column says what the "
+        "number is (`gdl_ref.likelihood.Bound`): `exact` (a discrete model's −log P(x) on the digits), "
+        "`differential` (a continuous density's −log p(x) on the continuous toys: a differential NLL, not a "
+        "probability), `dequantized` (a density on y = (x + u) / 17, u ~ U[0, 1)^64, plus 64 log 17), "
+        "`iwae-k` (the importance-weighted bound with k samples) and `elbo` (the variational bound). The last "
+        "three bound the discrete NLL from above in expectation over their Monte-Carlo draws; one evaluation "
+        "can land on either side.",
+        "- On 2-D toys, the paired KL(p_data ‖ p_model): the mean over the test points of log p_true(x) − "
+        "log q(x), with its standard error (`gdl_ref.evaluate.paired_kl`). The true density is known, so "
+        "the two log-densities are compared point by point and share the test sample's noise. The KL itself "
+        "is never negative, but its estimate from 2,000 points can be; one below minus its standard error is "
+        "marked †.",
+        "- Samples: as many as the test split (or `--eval-samples`), scored by `gdl_ref.evaluate.evaluate_samples`: "
+        "on digits the Fréchet (FD) and kernel (KD) distances of classifier features, MMD and the 1-NN "
+        "two-sample accuracy (0.5 is ideal); on toys MMD, 1-NN accuracy and, on 8gaussians, the modes "
+        "covered. Each distance has a bootstrap standard error (samples and reference resampled). The floor "
+        "beside it is the same distance for as many real train examples, mean ± sd over 5 seeded random "
+        "train subsets (the digits rows are ordered by writer, so a contiguous block would not do): a "
+        "reference, not a bound, and a model's samples can land a little under it.",
+        "- Seeds: each pair is trained and scored once per seed; a table shows the mean ± sd over the seeds "
+        "(with one seed, the figure's own standard error). The JSON keeps every seed's row and a summary.",
+        "- What ran: each row of the JSON records the optimisers' hyperparameters as their `param_groups` "
+        "held them (`hparams`) and the steps each optimiser took (`optimizer_steps`, e.g. a GAN's generator "
+        "and critic).",
         "- Peers (`--peers`) are other libraries' models trained by the same loop on the same data, split, "
         "seed and budget; their adapters are in `benchmarks/peers/`.", "",
     ]
@@ -288,8 +435,9 @@ def render_page(doc: dict[str, Any], source: str) -> str:
                   f"<!-- --8<-- [end:{family}] -->", ""]
     lines += [
         "## Reproduce", "",
-        "The recorded run is one command; `benchmarks/record.sh` runs it with the full budget and "
-        "regenerates this page.", "",
+        "The recorded run is one command; `benchmarks/record.sh` runs it with the full budget and 3 seeds "
+        f"and regenerates this page. This page's run took {_wall_text(doc.get('wall_seconds'))} of wall "
+        "time (the run table gives the machine and its load).", "",
         "*Not run here: it trains every family and peer for minutes each, and needs the peers' "
         "packages from `benchmarks/requirements.txt`.*", "",
         '<!--pytest.mark.skip(reason="it trains every family and peer for minutes each")-->', "",

@@ -4,8 +4,12 @@ A chapter page holds cards; a card is a `## Title {#id}` heading, background tex
 `??? question "..."` admonition whose indented body is the answer (see CONTRIBUTING.md).
 
 Modules: `model` (the Card record), `parse`, `validate`, `mathml` (TeX to MathML), `fences`
-(which code fences a test runs), `importer` (flashcard text to a page), `export` (Anki, CSV,
-flashcard text; imports genanki), `cli` (`gdl-ref cards check|import|export`).
+(which code fences a test runs), `embeds` (`--8<--` paths stay inside the repository),
+`importer` (flashcard text to a page), `export` (Anki, CrowdAnki, CSV, flashcard text; imports
+genanki), `render` (card text as Anki HTML, figures as media), `notetype` (the pinned Anki note
+type), `tags`, `lock` (the GUID lock file, cards.lock.json), `crowdanki`, `card_footer` (the
+Markdown extension that ends each card with a report link and its verification line), `cli`
+(`gdl-ref cards check|import|export|lock`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["add_parser", "main", "cmd_check", "cmd_import", "cmd_export"]
+__all__ = ["add_parser", "main", "cmd_check", "cmd_import", "cmd_export", "cmd_lock", "cmd_retire"]
 
 
 def _err(message: str) -> None:
@@ -45,15 +45,32 @@ def _guarded(handler):
     return run
 
 
+def _lock_check(paths: list[Path], pages: list, root: str) -> list:
+    """Problems of the GUID lock file, when the whole site (ROOT/docs) is checked and the file exists."""
+    from .lock import LOCK_NAME, LockError, lock_problems
+    from .model import Problem
+    from .validate import DOCS
+
+    lock, docs = Path(root) / LOCK_NAME, (Path(root) / DOCS).resolve()
+    if not lock.is_file() or docs not in {p.resolve() for p in paths}:
+        return []
+    try:
+        return lock_problems(lock, [c for p in pages for c in p.cards if Path(c.file).parts[:1] == (DOCS,)])
+    except LockError as exc:
+        return [Problem(LOCK_NAME, 1, str(exc))]
+
+
 @_guarded
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the cards under PATHS; print every problem as file:line: message."""
-    from .validate import validate_paths
+    from .validate import site_duplicates, validate_paths
 
     paths = _existing(args.paths)
     if paths is None:
         return 2
     pages, problems = validate_paths(paths, args.root)
+    if not args.alone:
+        problems = sorted(set(problems) | set(site_duplicates(pages, args.root)) | set(_lock_check(paths, pages, args.root)))
     for problem in problems:
         print(problem)
     card_pages = [p for p in pages if p.is_card_page]
@@ -64,28 +81,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def _site_ids(root: Path, skip: Path | None) -> dict[str, str]:
-    """ids already used by the cards under root/docs (except in `skip`), mapped to file:line."""
-    from .parse import parse_tree
-
-    docs = root / "docs"
-    if not docs.is_dir():
-        return {}
-    skip_resolved = skip.resolve() if skip else None
-    taken: dict[str, str] = {}
-    for page in parse_tree([docs], root):
-        if skip_resolved and (root / page.file).resolve() == skip_resolved:
-            continue
-        for card in page.cards:
-            if card.id:
-                taken.setdefault(card.id, f"{card.file}:{card.line}")
-    return taken
-
-
 @_guarded
 def cmd_import(args: argparse.Namespace) -> int:
     """Turn a flashcard text file into a chapter page; report what was changed or not mapped."""
     from .importer import ImportFailed, import_flashcards
+    from .lock import LOCK_NAME, LockError, retired_ids
+    from .validate import site_ids
 
     source = Path(args.file)
     if not source.is_file():
@@ -101,10 +102,14 @@ def cmd_import(args: argparse.Namespace) -> int:
         _err(f"gdl-ref cards import: {out} exists: pass --force to overwrite it")
         return 2
     try:
-        result = import_flashcards(text, args.chapter, _site_ids(Path(args.root), out))
+        taken = {**retired_ids(Path(args.root) / LOCK_NAME), **site_ids(Path(args.root), {out} if out else set())}
+        result = import_flashcards(text, args.chapter, taken)
     except ImportFailed as exc:
         _err(f"gdl-ref cards import: {source}: {exc}")
         return 1
+    except LockError as exc:
+        _err(f"gdl-ref cards import: {exc}")
+        return 2
     page_name = str(out) if out else "<page>"
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -123,18 +128,62 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """Export the cards under PATHS as an Anki deck, a CSV or flashcard text."""
     from .export import CardProblems, export_cards
+    from .lock import LockError
 
     paths = _existing(args.paths)
     if paths is None:
         return 2
     try:
-        cards = export_cards(paths, args.format, args.out, root=args.root)
+        cards = export_cards(paths, args.format, args.out, root=args.root, force=args.force)
+    except (FileExistsError, IsADirectoryError, LockError) as exc:
+        _err(f"gdl-ref cards export: {exc}")
+        return 2
     except CardProblems as exc:
         for problem in exc.problems:
             print(problem)
         _err(f"gdl-ref cards export: nothing written: {len(exc.problems)} problems in the cards (listed above)")
         return 1
     print(f"wrote {len(cards)} cards to {args.out} ({args.format})")
+    return 0
+
+
+@_guarded
+def cmd_lock(args: argparse.Namespace) -> int:
+    """Add the ids of new cards under ROOT/docs to ROOT/cards.lock.json (never changing an entry)."""
+    from .export import CardProblems, lock_site
+    from .lock import LOCK_NAME, LockError
+
+    root = Path(args.root)
+    if not (root / "docs").is_dir():
+        _err(f"gdl-ref cards lock: no docs folder under {root}")
+        return 2
+    try:
+        added = lock_site(root)
+    except CardProblems as exc:
+        for problem in exc.problems:
+            print(problem)
+        _err(f"gdl-ref cards lock: nothing written: {len(exc.problems)} problems in the cards (listed above)")
+        return 1
+    except LockError as exc:
+        _err(f"gdl-ref cards lock: {exc}")
+        return 2
+    print(f"added {len(added)} ids to {root / LOCK_NAME}" + (f": {', '.join(added)}" if added else ""))
+    return 0
+
+
+@_guarded
+def cmd_retire(args: argparse.Namespace) -> int:
+    """Mark a card id retired in ROOT/cards.lock.json once its card is off the site."""
+    from .lock import LOCK_NAME, LockError, retire
+    from .validate import site_ids
+
+    root = Path(args.root)
+    try:
+        entry = retire(root / LOCK_NAME, args.id, args.why, set(site_ids(root)))
+    except LockError as exc:
+        _err(f"gdl-ref cards retire: {exc}")
+        return 2
+    print(f'retired "{args.id}" (GUID {entry.guid}) in {root / LOCK_NAME}: {entry.retired}')
     return 0
 
 
@@ -154,14 +203,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _add_subcommands(cards: argparse.ArgumentParser) -> None:
+    from .export import FORMATS   # genanki is imported only when a deck is written
+
     cards.set_defaults(func=_usage(cards), cards_command="")
-    sub = cards.add_subparsers(dest="cards_command", metavar="{check,import,export}")
+    sub = cards.add_subparsers(dest="cards_command", metavar="{check,import,export,lock,retire}")
 
     check = sub.add_parser("check", help="validate cards: every problem as file:line: message",
                            description="Validate the chapter pages under PATHS (default docs/): card structure, "
                                        "site-wide ids, math, and code fences.")
     check.add_argument("paths", nargs="*", default=["docs"], metavar="PATHS", help="pages or folders (default: docs)")
     check.add_argument("--root", default=".", help="repository root that embeds resolve against (default: .)")
+    check.add_argument("--alone", action="store_true",
+                       help="check the ids of PATHS among themselves only, not against the cards under ROOT/docs")
     check.set_defaults(func=cmd_check)
 
     imp = sub.add_parser("import", help="turn a flashcard text file into a chapter page",
@@ -174,10 +227,29 @@ def _add_subcommands(cards: argparse.ArgumentParser) -> None:
     imp.add_argument("--root", default=".", help="repository root; imported ids avoid those under ROOT/docs")
     imp.set_defaults(func=cmd_import)
 
-    exp = sub.add_parser("export", help="write the cards as an Anki deck, a CSV or flashcard text",
-                         description="Export the cards under PATHS (default docs/).")
-    exp.add_argument("--format", required=True, choices=["anki", "csv", "flashcards"])
+    lock = sub.add_parser("lock", help="give new cards their Anki note GUIDs in cards.lock.json",
+                          description="Add the ids of the cards under ROOT/docs that ROOT/cards.lock.json lacks, "
+                                      "each with its Anki note GUID; no entry is ever changed or removed.")
+    lock.add_argument("--root", default=".", help="repository root (default: .)")
+    lock.set_defaults(func=cmd_lock)
+
+    ret = sub.add_parser("retire", help="mark the id of a card taken off the site retired in cards.lock.json",
+                         description="Mark ID retired in ROOT/cards.lock.json, with the reason. The card must be "
+                                     "deleted from its page first; the entry and its GUID stay, and the id is "
+                                     "never used again.")
+    ret.add_argument("id", metavar="ID")
+    ret.add_argument("--why", required=True, help='the reason, e.g. "merged into mle"')
+    ret.add_argument("--root", default=".", help="repository root (default: .)")
+    ret.set_defaults(func=cmd_retire)
+
+    exp = sub.add_parser("export", help="write the cards as an Anki deck, CrowdAnki JSON, a CSV or flashcard text",
+                         description="Export the cards under PATHS (default docs/). Note GUIDs come from "
+                                     "ROOT/cards.lock.json; the ids of new cards under ROOT/docs are added to it.")
+    exp.add_argument("--format", required=True, choices=list(FORMATS),
+                     help="anki: an .apkg; crowdanki: a folder with deck.json and media/ (a .zip of it when "
+                          "FILE ends in .zip); csv; flashcards: the flashcard text format")
     exp.add_argument("--out", required=True, metavar="FILE")
+    exp.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     exp.add_argument("paths", nargs="*", default=["docs"], metavar="PATHS", help="pages or folders (default: docs)")
     exp.add_argument("--root", default=None, help="repository root for embeds (default: the folder with mkdocs.yml)")
     exp.set_defaults(func=cmd_export)

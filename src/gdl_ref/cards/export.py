@@ -1,53 +1,51 @@
-"""Export cards: an Anki deck (.apkg), a CSV, or the flashcard text format.
+"""Export cards: an Anki deck (.apkg), its CrowdAnki JSON, a CSV, or the flashcard text format.
 
-- anki: one note per card in the deck "gdl-ref" (fixed deck and model ids), note GUID
-  ``genanki.guid_for(chapter, id)`` so re-importing an updated deck updates the notes in place
-  instead of duplicating them. Markdown is rendered to HTML; math keeps Anki's own delimiters
-  ``\\(...\\)`` and ``\\[...\\]`` (Anki ships MathJax, so it renders offline); code is
-  ``<pre><code>``; embedded sections (``--8<--``) are replaced by the package code they name.
+- anki: one note per card in the deck "gdl-ref" (the note type and deck of gdl_ref.cards.notetype),
+  note GUIDs from the lock file (gdl_ref.cards.lock), so that re-importing an updated deck updates
+  the notes in place, even for a card that moved to another page. Markdown becomes HTML
+  (gdl_ref.cards.render): math keeps Anki's delimiters ``\\(...\\)`` and ``\\[...\\]`` (Anki ships
+  MathJax, so it renders offline), code is highlighted, embeds (``--8<--``) are replaced by the
+  code they name, figures travel as media. Tags name the page, book chapter and family
+  (gdl_ref.cards.tags).
+- crowdanki: the same notes as CrowdAnki's deck.json (gdl_ref.cards.crowdanki), for git.
 - csv: one row per card (key, chapter, id, title, background, question, answer, source),
-  Markdown text with embedded sections expanded.
+  Markdown text with embedded sections expanded; no cell starts like a spreadsheet formula.
 - flashcards: the seed's text format (``#### Title {#id}``, background, ``:p question``,
   ``??x answer x??``, ``---``), the page source kept as it is, so that
   export -> `gdl-ref cards import` -> export gives the same bytes.
 
-Only card pages are exported; a card page with problems stops the export (`CardProblems`).
+Only card pages are exported; a card page with problems stops the export (`CardProblems`), and an
+existing output is replaced only when asked (`force`), whole or not at all.
 """
 
 from __future__ import annotations
 
 import csv
 import html
-import re
-import textwrap
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from .fences import SNIPPET, classify
+from .crowdanki import write_crowdanki
+from .embeds import expand
+from .fences import classify
 from .importer import KEYWORD_LINE
+from .lock import LOCK_NAME, LockEntry, assign_guids, new_guid, read_lock, write_lock
 from .model import Card, Page, Problem
-from .validate import BLOCKS, INLINE_DOLLAR, validate_paths
+from .notetype import DECK_DESCRIPTION, DECK_ID, DECK_NAME, MODEL_ID, note_model
+from .render import readable_markdown, ship_figures, to_html
+from .tags import page_tags
+from .validate import DOCS as SITE_DOCS
+from .validate import validate_paths
 
 __all__ = ["CardProblems", "DECK_ID", "MODEL_ID", "FORMATS", "build_deck", "export_cards", "load_cards",
-           "note_guid", "to_flashcards", "expand_snippet"]
+           "note_guid", "to_flashcards", "expand_snippet", "csv_cell", "lock_site", "deck_notes"]
 
-MODEL_ID = 1_607_392_411      # fixed: Anki matches the note type across versions of the deck
-DECK_ID = 2_059_400_187       # fixed: the deck "gdl-ref"
-DECK_NAME = "gdl-ref"
-FORMATS = ("anki", "csv", "flashcards")
-FIELDS = ["Key", "Chapter", "Title", "Background", "Question", "Answer", "Source"]
-CSS = """.card { font-family: system-ui, sans-serif; font-size: 18px; text-align: left; max-width: 46em; margin: auto; }
-.chapter { color: #777; font-size: 14px; }
-.question { font-weight: 600; margin-top: 1em; }
-pre { background: #f5f5f5; padding: .6em; overflow-x: auto; font-size: 14px; }
-.nightMode pre { background: #2b2b2b; }
-.source { color: #999; font-size: 12px; margin-top: 1.5em; }"""
-FRONT = ('<div class="chapter">{{Chapter}}</div><h3>{{Title}}</h3>'
-         '<div class="background">{{Background}}</div><div class="question">{{Question}}</div>')
-BACK = '{{FrontSide}}<hr id="answer"><div class="answer">{{Answer}}</div><div class="source">{{Source}}</div>'
-# latex2mathml knows \argmax and \argmin; MathJax (in Anki) spells them with \operatorname*.
-MATHJAX = {r"\argmax": r"\operatorname*{arg\,max}", r"\argmin": r"\operatorname*{arg\,min}"}
-MATHJAX_SPELLING = re.compile(r"\\arg(max|min)(?![A-Za-z])")
-MARKER_LINE = re.compile(r"^\s*<!--[-\s]*pytest[-.].*-->\s*$")
+FORMATS = ("anki", "csv", "flashcards", "crowdanki")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class CardProblems(ValueError):
@@ -59,10 +57,8 @@ class CardProblems(ValueError):
 
 
 def note_guid(card: Card) -> str:
-    """The Anki note GUID of a card: genanki.guid_for(chapter, id)."""
-    import genanki
-
-    return genanki.guid_for(card.chapter, card.id)
+    """The GUID a card gets at its first export (the lock file keeps it after that; see gdl_ref.cards.lock)."""
+    return new_guid(card)
 
 
 def _find_root(paths: list[Path]) -> Path:
@@ -80,132 +76,92 @@ def load_cards(paths: list[Path | str], root: Path | str | None = None) -> tuple
     root = Path(root) if root is not None else _find_root(paths)
     pages, problems = validate_paths(paths, root)
     card_pages = [p for p in pages if p.is_card_page]
-    files = {p.file for p in card_pages}
+    files = {p.file for p in card_pages} | {p.file for p in pages if not p.readable}
     blocking = [p for p in problems if p.file in files]
     if blocking:
         raise CardProblems(blocking)
-    return card_pages, [c for p in card_pages for c in p.cards]
+    cards = [c for p in card_pages for c in p.cards]
+    if not cards:
+        named = ", ".join(map(str, paths))
+        raise CardProblems([Problem(named, 0, "no cards here: a card page holds ## Title {#id} headings, "
+                                              'each with a ??? question "..." (see CONTRIBUTING.md)')])
+    return card_pages, cards
 
 
 def expand_snippet(ref: str, root: Path) -> str:
-    """The text pymdownx.snippets puts in place of `--8<-- "ref"` (section markers dropped)."""
-    path, _, section = ref.partition(":")
-    lines = (root / path).read_text(encoding="utf-8").splitlines()
-    if not section:
-        chosen = lines
-    elif re.fullmatch(r"\d*(:\d*)?", section):  # line numbers start:end
-        start, _, end = section.partition(":")
-        chosen = lines[int(start or 1) - 1:int(end) if end else None]
-    else:
-        begin = next(i for i, ln in enumerate(lines) if f"[start:{section}]" in ln)
-        stop = next(i for i, ln in enumerate(lines) if f"[end:{section}]" in ln)
-        chosen = lines[begin + 1:stop]
-    kept = "\n".join(ln for ln in chosen if not re.search(r"--8<--\s*\[(start|end):", ln))
-    return textwrap.dedent(kept)
-
-
-def _readable_markdown(text: str, root: Path) -> str:
-    """Page Markdown for reading elsewhere: embeds expanded, test markers dropped."""
-    lines = text.splitlines()
-    out: list[str] = []
-    embeds = {f.line: f for f in classify(text, "<card>", root) if f.kind == "embed"}
-    k = 0
-    while k < len(lines):
-        fence = embeds.get(k + 1)
-        if fence:
-            code = "\n".join(expand_snippet(r, root) for r in fence.refs)
-            title = re.search(r'title="([^"]*)"', fence.info)
-            out.append(f"{fence.indent}```{fence.lang or 'python'}")
-            out += [fence.indent + ln if ln else "" for ln in code.splitlines()]
-            out.append(f"{fence.indent}```")
-            if title:
-                out.append(f"{fence.indent}*From `{title.group(1)}`.*")
-            k = fence.end_line
-            continue
-        include = SNIPPET.match(lines[k])
-        if include:  # Markdown included from another file (e.g. a benchmark table), at this line's indent
-            indent = lines[k][:len(lines[k]) - len(lines[k].lstrip())]
-            out += [indent + ln if ln else "" for ln in expand_snippet(include.group("ref"), root).splitlines()]
-        elif not MARKER_LINE.match(lines[k]):
-            out.append(lines[k])
-        k += 1
-    return "\n".join(out)
-
-
-def _protect_math(text: str, root: Path) -> tuple[str, list[str]]:
-    """Replace each formula outside code by a placeholder; return the text and the Anki math."""
-    maths: list[str] = []
-
-    def keep(tex: str, display: bool) -> str:
-        tex = MATHJAX_SPELLING.sub(lambda m: MATHJAX[m.group(0)], tex)
-        maths.append(("\\[" if display else "\\(") + html.escape(tex, quote=False) + ("\\]" if display else "\\)"))
-        return f"GDLMATH{len(maths) - 1}X"
-
-    fenced = {k for f in classify(text, "<card>", root) for k in range(f.line, f.end_line + 1)}
-    out: list[str] = []
-    para: list[str] = []
-
-    def flush() -> None:
-        if not para:
-            return
-        joined = "\n".join(para)
-        block = next((m for b in BLOCKS if (m := b.match(joined.strip()))), None)
-        if block:
-            out.append(para[0][: len(para[0]) - len(para[0].lstrip())] + keep(block.group(1).strip(), True))
-        else:
-            parts = re.split(r"(`+[^`]*`+)", joined)  # inline code is not math
-            out.extend("".join(p if p.startswith("`") else INLINE_DOLLAR.sub(lambda m: keep(m.group(1), False), p)
-                               for p in parts).split("\n"))
-        para.clear()
-
-    for k, line in enumerate(text.splitlines(), start=1):
-        if k in fenced or not line.strip():
-            flush()
-            out.append(line)
-        else:
-            para.append(line)
-    flush()
-    return "\n".join(out), maths
-
-
-def _html(text: str, root: Path, inline: bool = False) -> str:
-    """Markdown to HTML for Anki: math as \\( \\) / \\[ \\], code as <pre><code>."""
-    import markdown
-
-    protected, maths = _protect_math(_readable_markdown(text, root), root)
-    out = markdown.markdown(protected, extensions=["fenced_code", "tables", "sane_lists", "admonition"])
-    if inline and out.startswith("<p>") and out.endswith("</p>") and out.count("<p>") == 1:
-        out = out[3:-4]
-    return re.sub(r"GDLMATH(\d+)X", lambda m: maths[int(m.group(1))], out)
+    """The text pymdownx.snippets puts in place of `--8<-- "ref"` (see gdl_ref.cards.embeds.expand)."""
+    return expand(ref, root)
 
 
 def _source(card: Card) -> str:
     return f"{card.file}:{card.line}"
 
 
-def write_anki(cards: list[Card], out: Path, root: Path, timestamp: float | None = None) -> None:
-    """An .apkg with one note per card, GUID from (chapter, id)."""
+@dataclass
+class DeckNote:
+    """One card as an Anki note: its GUID, the note type's fields as HTML, its tags."""
+
+    guid: str
+    fields: list[str]
+    tags: list[str]
+
+
+def deck_notes(pages: list[Page], root: Path, guids: dict[str, str]) -> tuple[list[DeckNote], dict[str, Path]]:
+    """The notes of the pages' cards and the media files their figures need (name -> file).
+
+    Raises CardProblems when a figure is a URL, lies outside the repository or does not exist.
+    """
+    notes: list[DeckNote] = []
+    media: dict[str, Path] = {}
+    problems: list[Problem] = []
+    for page in pages:
+        tags = page_tags(page)
+        for card in page.cards:
+            fields = [card.key, html.escape(card.chapter_title), to_html(card.title, root, inline=True),
+                      to_html(card.background, root), to_html(card.question, root, inline=True),
+                      to_html(card.answer, root), html.escape(_source(card))]
+            fields, files, found = ship_figures(fields, card, root)
+            media.update(files)
+            problems += found
+            notes.append(DeckNote(guids.get(card.key) or note_guid(card), fields, tags))
+    if problems:
+        raise CardProblems(sorted(problems))
+    return notes, media
+
+
+def write_anki(notes: list[DeckNote], media: dict[str, Path], out: Path, timestamp: float | None = None) -> None:
+    """An .apkg with one note per card, and the figures' files as media."""
     import genanki
 
-    model = genanki.Model(MODEL_ID, "gdl-ref card", fields=[{"name": f} for f in FIELDS],
-                          templates=[{"name": "Card", "qfmt": FRONT, "afmt": BACK}], css=CSS)
-    deck = genanki.Deck(DECK_ID, DECK_NAME, description="Generative deep learning as cards (gdl-ref).")
-    for card in cards:
-        fields = [card.key, html.escape(card.chapter_title), _html(card.title, root, inline=True),
-                  _html(card.background, root), _html(card.question, root, inline=True),
-                  _html(card.answer, root), html.escape(_source(card))]
-        deck.add_note(genanki.Note(model=model, fields=fields, guid=note_guid(card), tags=card.tags))
-    genanki.Package(deck).write_to_file(str(out), timestamp=timestamp)
+    model = note_model()
+    deck = genanki.Deck(DECK_ID, DECK_NAME, description=DECK_DESCRIPTION)
+    for note in notes:
+        deck.add_note(genanki.Note(model=model, fields=note.fields, guid=note.guid, tags=note.tags))
+    with tempfile.TemporaryDirectory(prefix="gdl-ref-media-") as folder:
+        files = []
+        for name, source in sorted(media.items()):   # genanki stores a media file under its base name
+            files.append(str(Path(folder) / name))
+            shutil.copyfile(source, files[-1])
+        genanki.Package(deck, media_files=files).write_to_file(str(out), timestamp=timestamp)
+
+
+def csv_cell(text: str) -> str:
+    """A cell that a spreadsheet shows as text: one starting with = + - @, a tab or a CR gets a leading '.
+
+    Spreadsheets run such a cell as a formula (OWASP, "CSV Injection"); the quote makes it text.
+    """
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def write_csv(cards: list[Card], out: Path, root: Path) -> None:
-    """One row per card; Markdown text with embedded sections expanded."""
+    """One row per card; Markdown text with embedded sections expanded, every cell guarded by csv_cell."""
     with out.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["key", "chapter", "id", "title", "background", "question", "answer", "source"])
         for c in cards:
-            writer.writerow([c.key, c.chapter_title, c.id, c.title, _readable_markdown(c.background, root),
-                             c.question, _readable_markdown(c.answer, root), _source(c)])
+            writer.writerow([csv_cell(cell) for cell in (
+                c.key, c.chapter_title, c.id, c.title, readable_markdown(c.background, root),
+                c.question, readable_markdown(c.answer, root), _source(c))])
 
 
 def _escape_keywords(text: str) -> str:
@@ -233,27 +189,107 @@ def to_flashcards(pages: list[Page]) -> str:
     return "".join(chunks)
 
 
-def export_cards(paths: list[Path | str], fmt: str, out: Path | str, root: Path | str | None = None,
-                 timestamp: float | None = None) -> list[Card]:
-    """Write the cards of the pages under paths to out in fmt (anki, csv or flashcards).
+def _replace_atomically(out: Path, write: Callable[[Path], None]) -> None:
+    """Call write(path) in a temporary sibling folder, then rename the result onto out.
 
+    out (a file, or a folder for a CrowdAnki folder) is never half-written; a folder it replaces is
+    removed only once the new one is in place.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        new = staging / out.name
+        write(new)
+        if new.is_dir() and out.is_dir():
+            os.replace(out, staging / "previous")
+            try:
+                os.replace(new, out)
+            except OSError:
+                os.replace(staging / "previous", out)
+                raise
+        else:
+            os.replace(new, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_out(out: Path, fmt: str, force: bool) -> None:
+    """FileExistsError / IsADirectoryError when writing out would overwrite what it must not."""
+    folder = fmt == "crowdanki" and out.suffix.lower() != ".zip"
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists: pass --force to overwrite it")
+    if out.is_dir() and not folder:
+        raise IsADirectoryError(f"{out} is a folder: name a file to write")
+    if out.is_dir() and not (out / "deck.json").is_file():
+        raise IsADirectoryError(f"{out} is a folder but not a CrowdAnki export (no deck.json): name a new folder")
+    if out.exists() and folder and not out.is_dir():
+        raise FileExistsError(f"{out} is a file: a CrowdAnki export is a folder (or name a .zip file)")
+
+
+def export_cards(paths: list[Path | str], fmt: str, out: Path | str, root: Path | str | None = None,
+                 timestamp: float | None = None, force: bool = False, lock: Path | str | None = None,
+                 record: bool = True) -> list[Card]:
+    """Write the cards of the pages under paths to out in fmt (anki, csv, flashcards or crowdanki).
+
+    crowdanki writes a folder (deck.json, media/), or a zip archive of it when out ends in .zip.
+
+    Note GUIDs come from the lock file (default root/cards.lock.json); with record, the ids of
+    cards under root/docs that it lacks are added to it after the export (never changing an entry).
     Returns the cards written. Raises CardProblems (nothing written) when a card page has
-    problems, ValueError for an unknown format.
+    problems, a page cannot be read, a card uses a retired id or there are no cards;
+    FileExistsError when out exists and force is False; LockError for a malformed lock file;
+    ValueError for an unknown format. out is written whole or not at all.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
     paths = [Path(p) for p in paths]
     root = Path(root) if root is not None else _find_root(paths)
-    pages, cards = load_cards(paths, root)
     out = Path(out)
+    _check_out(out, fmt, force)
+    pages, cards = load_cards(paths, root)
+    lock_path = Path(lock) if lock is not None else root / LOCK_NAME
+    entries = read_lock(lock_path)
+    guids, added, problems = assign_guids(cards, entries, lock_path.name)
+    if problems:
+        raise CardProblems(problems)
+    if fmt in {"anki", "crowdanki"}:
+        notes, media = deck_notes(pages, root, guids)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "anki":
-        write_anki(cards, out, root, timestamp)
+        _replace_atomically(out, lambda tmp: write_anki(notes, media, tmp, timestamp))
+    elif fmt == "crowdanki":
+        _replace_atomically(out, lambda tmp: write_crowdanki(notes, media, tmp))
     elif fmt == "csv":
-        write_csv(cards, out, root)
+        _replace_atomically(out, lambda tmp: write_csv(cards, tmp, root))
     else:
-        out.write_text(to_flashcards(pages), encoding="utf-8")
+        _replace_atomically(out, lambda tmp: tmp.write_text(to_flashcards(pages), encoding="utf-8"))
+    if record:
+        _record(lock_path, entries, added, cards)
     return cards
+
+
+def _record(lock_path: Path, entries: dict[str, LockEntry], added: dict[str, LockEntry], cards: list[Card]
+            ) -> list[str]:
+    """Add to the lock the entries of `added` whose cards are on the site (root/docs); return their ids."""
+    site = {c.id for c in cards if Path(c.file).parts[:1] == (SITE_DOCS,)}
+    first_published = {i: e for i, e in added.items() if i in site}
+    if first_published:
+        write_lock(lock_path, {**entries, **first_published})
+    return sorted(first_published)
+
+
+def lock_site(root: Path | str, lock: Path | str | None = None) -> list[str]:
+    """Give every card under root/docs that the lock lacks its GUID, in the lock file; return the ids added.
+
+    Raises CardProblems when a card page has problems or a card uses a retired id.
+    """
+    root = Path(root)
+    lock_path = Path(lock) if lock is not None else root / LOCK_NAME
+    _, cards = load_cards([root / SITE_DOCS], root)
+    entries = read_lock(lock_path)
+    _, added, problems = assign_guids(cards, entries, lock_path.name)
+    if problems:
+        raise CardProblems(problems)
+    return _record(lock_path, entries, added, cards)
 
 
 def build_deck(docs_dir: Path | str, out_path: Path | str) -> int:

@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .embeds import ref_problem
+
 __all__ = ["Fence", "KINDS", "classify", "audit_file", "audit_paths", "fence_problems",
            "resolve_snippet", "REASON_HINT"]
 
@@ -66,17 +68,11 @@ class Fence:
 
 
 def resolve_snippet(ref: str, root: Path) -> str | None:
-    """None when `path[:section]` resolves against root (pymdownx.snippets base_path), else why not."""
-    path, _, section = ref.partition(":")
-    target = root / path
-    if not target.is_file():
-        return f'embedded file "{path}" does not exist'
-    if section and not re.fullmatch(r"[\d:,-]+", section):  # a name, not line numbers
-        text = target.read_text(encoding="utf-8")
-        missing = [m for m in (f"[start:{section}]", f"[end:{section}]") if m not in text]
-        if missing:
-            return f'section "{section}" not found in {path} (no {" or ".join(missing)} marker)'
-    return None
+    """None when `path[:section]` names a file inside root (and a section it marks), else why not.
+
+    The snippets inside the included text are not followed: gdl_ref.cards.embeds.ref_problem does that.
+    """
+    return ref_problem(ref, root, nested=False)
 
 
 def _marker_problem(path: str, idx: int, problem: str) -> Fence:
@@ -180,7 +176,7 @@ def classify(text: str, path: str = "<string>", root: Path | str = ".") -> list[
         elif only_snippets:
             fence.kind = "embed"
             fence.refs = refs
-            fence.problems += [p for p in (resolve_snippet(r, root) for r in refs) if p]
+            fence.problems += [p for p in (ref_problem(r, root) for r in refs) if p]
             if is_backtick_run:
                 fence.problems.append('pytest-codeblocks runs this fence and fails on the --8<-- line: '
                                       'give it a title, e.g. ```python title="src/gdl_ref/x.py"')

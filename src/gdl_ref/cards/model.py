@@ -34,7 +34,7 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+        return f"{self.file}:{self.line}: {self.message}" if self.line else f"{self.file}: {self.message}"
 
 
 @dataclass
@@ -88,3 +88,4 @@ class Page:
     tags: list[str] = field(default_factory=list)
     fences: list[Fence] = field(default_factory=list)   # every fence of the page, classified
     text: str = field(default="", repr=False)           # the page's Markdown source
+    readable: bool = True                               # False: the file could not be read as UTF-8 text

@@ -95,8 +95,17 @@ def _heading_id(text: str) -> tuple[str, str | None]:
     m = ATTRS.match(text)
     if not m:
         return text.strip(), None
-    ids = [a[1:] for a in m.group("attrs").split() if a.startswith("#")]
-    return m.group("title").strip(), (ids[0] if ids else None)
+    tokens = m.group("attrs").split()
+    first = next((k for k, a in enumerate(tokens) if a.startswith("#")), None)
+    if first is None:
+        return m.group("title").strip(), None
+    # Words after the id that are neither .class nor key=value belong to it: `{#probe good}` is the id "probe good".
+    words = [tokens[first][1:]]
+    for a in tokens[first + 1:]:
+        if a.startswith((".", "#")) or "=" in a:
+            break
+        words.append(a)
+    return m.group("title").strip(), " ".join(words)
 
 
 def parse_text(text: str, file: str = "<page>", root: Path | str = ".") -> Page:
@@ -176,6 +185,8 @@ def parse_text(text: str, file: str = "<page>", root: Path | str = ".") -> Page:
         _fill_card(card, lines, head, end, qs, problem, inside)
         if card_id is None:
             problem(head, f"card heading has no stable id: write ## {title} {{#some-id}} ({ID_HINT})")
+        elif " " in card_id:
+            problem(head, f'card id "{card_id}" has a space: an id is one word of {ID_HINT}')
         elif not ID_RULE.match(card_id):
             problem(head, f'card id "{card_id}" is not {ID_HINT}')
         elif card_id == TEMPLATE_ID:
@@ -242,9 +253,11 @@ def parse_page(path: Path | str, root: Path | str = ".") -> Page:
     name = str(full.relative_to(root_path)) if full.is_relative_to(root_path) else str(path)
     try:
         text = full.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        page = Page(file=name, chapter=path.stem, title=path.stem, is_card_page=False)
-        page.problems.append(Problem(name, 1, f"not UTF-8 text: {exc.reason} at byte {exc.start}"))
+    except (UnicodeDecodeError, OSError) as exc:
+        why = (f"not UTF-8 text: {exc.reason} at byte {exc.start}" if isinstance(exc, UnicodeDecodeError)
+               else f"cannot be read: {exc.strerror or exc}")
+        page = Page(file=name, chapter=path.stem, title=path.stem, is_card_page=False, readable=False)
+        page.problems.append(Problem(name, 1, why))
         return page
     return parse_text(text, name, root)
 

@@ -20,12 +20,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .fences import SNIPPET, resolve_snippet
+from .embeds import ref_problem, snippet_refs
 from .mathml import MathError, to_mathml
 from .model import Page, Problem
 from .parse import HEADING, QUESTION, TITLE, parse_tree
 
-__all__ = ["check_math", "validate_pages", "validate_paths"]
+DOCS = "docs"   # the site's pages, below the repository root
+
+__all__ = ["check_math", "site_ids", "site_duplicates", "validate_pages", "validate_paths"]
 
 # pymdownx.arithmatex's "smart dollar" inline rule: no space just inside the dollars.
 INLINE_DOLLAR = re.compile(r"(?<!\\)\$(?!\s)((?:\\.|[^\\$])+?)(?<!\s)\$")
@@ -119,16 +121,14 @@ def _in_fences(page: Page, lines: list[str]) -> list[bool]:
 
 
 def _page_includes(page: Page, lines: list[str], root: Path) -> list[Problem]:
-    """A `--8<-- "file:section"` line outside fences (Markdown included from another file) must resolve."""
-    skip = _in_fences(page, lines)
-    problems = []
-    for k, line in enumerate(lines, 1):
-        m = SNIPPET.match(line)
-        if m and not skip[k]:
-            why = resolve_snippet(m.group("ref"), root)
-            if why:
-                problems.append(Problem(page.file, k, why))
-    return problems
+    """Every snippet line of the page must resolve inside the repository, nested includes too.
+
+    pymdownx.snippets expands snippet lines everywhere, inside code fences as well; the refs of an
+    embed fence are reported at the fence by gdl_ref.cards.fences, so they are not repeated here.
+    """
+    in_embed = {k for f in page.fences if f.kind == "embed" for k in range(f.line, f.end_line + 1)}
+    return [Problem(page.file, k, why) for k, ref in snippet_refs(lines)
+            if k not in in_embed and (why := ref_problem(ref, root))]
 
 
 def _page_math(page: Page, lines: list[str]) -> list[Problem]:
@@ -164,3 +164,29 @@ def validate_paths(paths: list[Path | str], root: Path | str = ".") -> tuple[lis
     """Parse and check every .md file named or below the folders named."""
     pages = parse_tree(paths, root)
     return pages, validate_pages(pages, root)
+
+
+def site_ids(root: Path | str, skip: set[Path] = frozenset()) -> dict[str, str]:
+    """ids used by the cards under root/docs, except in the files `skip`, mapped to their `file:line`."""
+    root = Path(root)
+    docs = root / DOCS
+    if not docs.is_dir():
+        return {}
+    skipped = {p.resolve() for p in skip}
+    taken: dict[str, str] = {}
+    for page in parse_tree([docs], root):
+        if (root / page.file).resolve() in skipped:
+            continue
+        for card in page.cards:
+            if card.id:
+                taken.setdefault(card.id, f"{card.file}:{card.line}")
+    return taken
+
+
+def site_duplicates(pages: list[Page], root: Path | str) -> list[Problem]:
+    """The cards of `pages` whose id a card elsewhere on the site (root/docs) already has."""
+    root = Path(root)
+    checked = {(root / p.file).resolve() for p in pages}
+    taken = site_ids(root, checked) if any(p.cards for p in pages) else {}
+    return sorted(Problem(c.file, c.line, f'duplicate id "{c.id}": also at {taken[c.id]}; ids are unique across the site')
+                  for p in pages for c in p.cards if c.id in taken)

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gdl_ref import data as gdata
-from gdl_ref.models.registry import make_config
+from gdl_ref.likelihood import Bound, DensityModule
+from gdl_ref.models.registry import FamilyConfig
 
 __all__ = [
     "ClassifierConfig", "GenerativeClassifier", "PixelCategoricalClassifier", "GaussianClassifier", "LogisticRegression",
@@ -41,8 +42,7 @@ CLASSES = 10
 
 
 def _check(x: Tensor, y: Tensor | None = None) -> None:
-    if x.ndim != 4 or tuple(x.shape[1:]) != gdata.DIGIT_SHAPE or x.dtype.is_floating_point:
-        raise ValueError(f"expected integer x of shape (B, 1, 8, 8), got {x.dtype} {tuple(x.shape)}")
+    gdata.check_digits(x)
     if y is not None and (y.shape != (len(x),) or y.dtype.is_floating_point):
         raise ValueError(f"expected integer labels y of shape ({len(x)},), got {y.dtype} {tuple(y.shape)}")
 
@@ -75,10 +75,10 @@ class GenerativeClassifier(nn.Module):
 
 
 # --8<-- [start:generative]
-class PixelCategoricalClassifier(GenerativeClassifier):
+class PixelCategoricalClassifier(GenerativeClassifier, DensityModule):
     """Naive Bayes: p(x, y) = p(y) prod_i Cat(x_i | theta[y, i]) over 64 pixels and 17 levels."""
 
-    nll_bound = "exact"  # log_prob(x) = log sum_y p(x, y), exact on the discrete images
+    bound = Bound.EXACT  # log_prob(x) = log sum_y p(x, y), exact on the discrete images
 
     def __init__(self, config: ClassifierConfig | None = None) -> None:
         super().__init__()
@@ -114,7 +114,7 @@ class PixelCategoricalClassifier(GenerativeClassifier):
         per_pixel = self.log_theta[:, torch.arange(gdata.DIGIT_DIMS), pixels]  # (10, B, 64)
         return per_pixel.sum(-1).T + self.log_prior  # (B, 10)
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_likelihood(self, x: Tensor) -> Tensor:
         """log p(x) = log sum_y p(x, y), (B,): the model is a density over images too."""
         return torch.logsumexp(self.log_joint(x), -1)
 
@@ -210,10 +210,10 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(FamilyConfig):
     """Which classifier ``build`` makes; all fit in well under a second on a CPU."""
 
-    data: str = "digits"
+    DATA = ("digits",)  # the only labelled data set
     model: str = "categorical"  # "categorical" (naive Bayes), "gaussian" (QDA) or "logistic"
     pseudocount: float = 1.0  # categorical: added to every count
     shrinkage: float = 0.1  # gaussian: weight of the identity in the shrunk covariance
@@ -221,7 +221,7 @@ class ClassifierConfig:
 
 def build(data: str, /, **overrides: object) -> nn.Module:
     """A classifier for "digits" (the only labelled data set): ``model`` picks which."""
-    cfg = make_config(ClassifierConfig, data, overrides, valid=("digits",))  # the toys have no labels
+    cfg = ClassifierConfig.for_data(data, **overrides)  # the toys have no labels
     classes = {"categorical": PixelCategoricalClassifier, "gaussian": GaussianClassifier,
                "logistic": LogisticRegression}
     if cfg.model not in classes:

@@ -28,14 +28,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gdl_ref import data as gdata
-from gdl_ref.models.registry import make_config
+from gdl_ref.likelihood import LOG_2PI, Bound, DensityModule, normal_log_density
+from gdl_ref.models.registry import FamilyConfig
 
 __all__ = [
     "fit_gaussian_closed_form", "fit_gaussian_gd", "fit_categorical_closed_form", "Gaussian",
     "Categorical", "GaussianMixture", "PixelCategorical", "MLEConfig", "kl_gap", "build",
 ]
-
-LOG_2PI = math.log(2 * math.pi)
 
 
 # --8<-- [start:closed_form]
@@ -61,10 +60,10 @@ def fit_categorical_closed_form(x: Tensor, levels: int, pseudocount: float = 0.0
 
 
 # --8<-- [start:gaussian]
-class Gaussian(nn.Module):
+class Gaussian(DensityModule):
     """N(mu, Sigma) in D dimensions, Sigma = L L^T with L lower-triangular, positive diagonal."""
 
-    nll_bound = "exact"
+    bound = Bound.DIFFERENTIAL
 
     def __init__(self, dims: int = 2) -> None:
         super().__init__()
@@ -91,15 +90,12 @@ class Gaussian(nn.Module):
         model.raw_l.copy_(torch.tril(scale, -1) + torch.diag(torch.log(torch.diagonal(scale))))
         return model
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_likelihood(self, x: Tensor) -> Tensor:
         """log N(x; mu, L L^T) = -1/2 |L^-1 (x - mu)|^2 - sum_i log L_ii - D/2 log 2 pi, (N,)."""
-        _check_vectors(x, self.mu.numel())
+        gdata.check_points(x, self.mu.numel())
         scale = self.scale_tril()
         z = torch.linalg.solve_triangular(scale, (x - self.mu).T, upper=False).T  # (N, D)
         return -0.5 * (z**2).sum(-1) - torch.diagonal(self.raw_l).sum() - 0.5 * len(self.mu) * LOG_2PI
-
-    def loss(self, x: Tensor) -> Tensor:
-        return -self.log_prob(x).mean()  # NLL, nats per point
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -119,10 +115,10 @@ def fit_gaussian_gd(x: Tensor, steps: int = 300, lr: float = 0.05) -> tuple[Tens
 # --8<-- [end:gd]
 
 
-class Categorical(nn.Module):
+class Categorical(DensityModule):
     """A categorical over ``levels`` outcomes, p = softmax(logits); loss = NLL of integer samples."""
 
-    nll_bound = "exact"
+    bound = Bound.EXACT
 
     def __init__(self, levels: int) -> None:
         super().__init__()
@@ -132,11 +128,8 @@ class Categorical(nn.Module):
     def probs(self) -> Tensor:
         return F.softmax(self.logits, -1)
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_likelihood(self, x: Tensor) -> Tensor:
         return F.log_softmax(self.logits, -1)[x]  # log p_{x}
-
-    def loss(self, x: Tensor) -> Tensor:
-        return -self.log_prob(x).mean()
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -144,10 +137,10 @@ class Categorical(nn.Module):
 
 
 # --8<-- [start:mixture]
-class GaussianMixture(nn.Module):
+class GaussianMixture(DensityModule):
     """p(x) = sum_k pi_k N(x; mu_k, diag(sigma_k^2)); no closed-form MLE, so gradient descent on the NLL."""
 
-    nll_bound = "exact"
+    bound = Bound.DIFFERENTIAL
 
     def __init__(self, dims: int = 2, components: int = 8, init: Tensor | None = None,
                  init_std: float = 1.0) -> None:
@@ -157,15 +150,11 @@ class GaussianMixture(nn.Module):
         self.means = nn.Parameter(means)  # (K, D)
         self.log_std = nn.Parameter(torch.full((components, dims), math.log(init_std)))  # (K, D)
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_likelihood(self, x: Tensor) -> Tensor:
         """log sum_k exp(log pi_k + log N(x; mu_k, sigma_k^2)), (N,) -- logsumexp for stability."""
-        _check_vectors(x, self.means.shape[1])
-        z = (x[:, None, :] - self.means) * torch.exp(-self.log_std)  # (N, K, D)
-        log_n = (-0.5 * z**2 - self.log_std - 0.5 * LOG_2PI).sum(-1)  # (N, K)
+        gdata.check_points(x, self.means.shape[1])
+        log_n = normal_log_density(x[:, None, :], self.means, 2 * self.log_std).sum(-1)  # (N, K)
         return torch.logsumexp(F.log_softmax(self.logits, -1) + log_n, -1)
-
-    def loss(self, x: Tensor) -> Tensor:
-        return -self.log_prob(x).mean()
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -176,10 +165,10 @@ class GaussianMixture(nn.Module):
 
 
 # --8<-- [start:pixels]
-class PixelCategorical(nn.Module):
+class PixelCategorical(DensityModule):
     """Digits as 64 independent categoricals: p(x) = prod_i theta_{i, x_i}. Its MLE is counting."""
 
-    nll_bound = "exact"
+    bound = Bound.EXACT
 
     def __init__(self, levels: int = gdata.DIGIT_LEVELS) -> None:
         super().__init__()
@@ -188,19 +177,16 @@ class PixelCategorical(nn.Module):
     @torch.no_grad()
     def fit_closed_form(self, x: Tensor, pseudocount: float = 1.0) -> PixelCategorical:
         """theta_{i,k} = (count of level k at pixel i + a) / (N + L a); a = 0 is the plain MLE."""
-        _check_digits(x)
+        gdata.check_digits(x)
         onehot = F.one_hot(x.flatten(1), self.logits.shape[1]).float()  # (N, 64, L)
         counts = onehot.sum(0) + pseudocount  # (64, L)
         self.logits.copy_(torch.log(counts / counts.sum(-1, keepdim=True)))
         return self
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        _check_digits(x)
+    def log_likelihood(self, x: Tensor) -> Tensor:
+        gdata.check_digits(x)
         logp = F.log_softmax(self.logits, -1)  # (64, L)
         return logp[torch.arange(gdata.DIGIT_DIMS), x.flatten(1)].sum(-1)  # sum_i log theta_{i, x_i}
-
-    def loss(self, x: Tensor) -> Tensor:
-        return -self.log_prob(x).mean()
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -226,18 +212,8 @@ def kl_gap(model: nn.Module, name: str, split: str = "test") -> dict[str, float]
 # --8<-- [end:kl]
 
 
-def _check_vectors(x: Tensor, dims: int) -> None:
-    if x.ndim != 2 or x.shape[1] != dims:
-        raise ValueError(f"expected x of shape (N, {dims}), got {tuple(x.shape)}")
-
-
-def _check_digits(x: Tensor) -> None:
-    if x.ndim != 4 or tuple(x.shape[1:]) != gdata.DIGIT_SHAPE or x.dtype.is_floating_point:
-        raise ValueError(f"expected integer x of shape (B, 1, 8, 8), got {x.dtype} {tuple(x.shape)}")
-
-
 @dataclass
-class MLEConfig:
+class MLEConfig(FamilyConfig):
     """Which parametric density ``build`` makes; all train in seconds on a CPU."""
 
     data: str = "moons"
@@ -250,7 +226,7 @@ def build(data: str, /, **overrides: object) -> nn.Module:
     """PixelCategorical for "digits"; a GaussianMixture (or Gaussian) for a 2-D toy. Keeps ``.config``."""
     if data == "digits":
         overrides.setdefault("model", "pixels")
-    cfg = make_config(MLEConfig, data, overrides)
+    cfg = MLEConfig.for_data(data, **overrides)
     valid = ("pixels",) if data == "digits" else ("mixture", "gaussian")
     if cfg.model not in valid:
         raise ValueError(f"model {cfg.model!r} not available for {data}; valid: {', '.join(valid)}")

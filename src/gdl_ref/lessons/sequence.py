@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gdl_ref.likelihood import Bound, DensityModule, evaluating
+
 __all__ = [
     "DATA_NAMES",
     "SequenceConfig",
@@ -80,10 +82,10 @@ def counting_entropy(length: int = 12, vocab: int = 5, noise: float = 0.2) -> fl
     return math.log(vocab) + (length - 1) * h_step
 
 
-class TinyAutoregressive(nn.Module):
+class TinyAutoregressive(DensityModule):
     """p(x) = prod_t softmax(MLP(embed(x_{t-k..t-1})))[x_t], an exact likelihood."""
 
-    nll_bound = "exact"
+    bound = Bound.EXACT
 
     def __init__(self, config: SequenceConfig | None = None) -> None:
         super().__init__()
@@ -114,7 +116,7 @@ class TinyAutoregressive(nn.Module):
         h = self.embed(windows).flatten(2)  # (B, T, k * hidden)
         return self.net(h)  # (B, T, V)
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_likelihood(self, x: Tensor) -> Tensor:
         """log p(x) = sum_t log p(x_t | x_{t-k..t-1}), nats, shape (B,)."""
         self._check(x)
         logp = self.conditional_logits(x).log_softmax(-1)  # (B, T, V)
@@ -122,11 +124,8 @@ class TinyAutoregressive(nn.Module):
 
     # --8<-- [end:log_prob]
 
-    def loss(self, x: Tensor) -> Tensor:
-        """Mean negative log-likelihood, nats per sequence."""
-        return -self.log_prob(x).mean()
-
     # --8<-- [start:sample]
+    @evaluating
     @torch.no_grad()
     def sample(self, n: int, length: int | None = None, generator: torch.Generator | None = None) -> Tensor:
         """Draw n sequences left to right, x_t ~ p(x_t | x_{t-k..t-1}): int64 (n, T)."""

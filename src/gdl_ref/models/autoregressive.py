@@ -26,17 +26,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gdl_ref import data as gdata
-from gdl_ref.models.registry import make_config
+from gdl_ref.likelihood import Bound, DensityModule, evaluating, normal_log_density
+from gdl_ref.models.registry import FamilyConfig
+from gdl_ref.models.standardize import Standardize
 
 __all__ = [
     "PixelCNNConfig", "PixelCNN", "MADEConfig", "MADE", "MaskedConv2d", "MaskedLinear",
-    "raster_mask", "vertical_mask", "build", "RECIPES",
+    "raster_mask", "vertical_mask", "config_for", "build",
 ]
 
 
@@ -124,20 +127,11 @@ class GatedBlock(nn.Module):
 # --8<-- [end:gated]
 
 
-# How fit trains this family (gdl_ref.models.registry.recipe; `gdl-ref train` and `gdl-ref bench` use it): batch size,
-# learning rate, an EMA of the weights, early stopping on the val split.
-RECIPES: dict[str, dict[str, object]] = {
-    "digits": {"batch_size": 64, "lr": 3e-3, "weight_decay": 0.5, "ema_decay": 0.995,
-               "eval_every": 50, "patience": 4},
-    "toys": {"batch_size": 256, "lr": 3e-3, "ema_decay": 0.995, "eval_every": 250, "patience": 8},
-}
-
-
 @dataclass
-class PixelCNNConfig:
+class PixelCNNConfig(FamilyConfig):
     """Gated PixelCNN on digits; defaults sized for a 2-core CPU (about 2 minutes of training)."""
 
-    data: str = "digits"
+    DATA = ("digits",)
     levels: int = gdata.DIGIT_LEVELS  # categories per pixel (17 grey levels)
     size: int = 8  # images are (1, size, size)
     channels: int = 64  # feature maps in each stack
@@ -148,11 +142,16 @@ class PixelCNNConfig:
     position_bias: bool = True  # a learned logit bias per pixel and level (8x8 images are not translation invariant)
     coordinates: bool = True  # two extra input channels holding each pixel's row and column in [-1, 1]
 
+    def recipe(self) -> dict[str, Any]:
+        """AdamW with weight decay, an EMA of the weights, early stopping on the val split."""
+        return {"batch_size": 64, "lr": 3e-3, "weight_decay": 0.5, "ema_decay": 0.995, "eval_every": 50,
+                "patience": 4}
 
-class PixelCNN(nn.Module):
+
+class PixelCNN(DensityModule):
     """p(x) = prod_i Cat(x_i | softmax(f_i(x_<i))) over the 64 pixels of a digit, raster order."""
 
-    nll_bound = "exact"
+    bound = Bound.EXACT
 
     def __init__(self, config: PixelCNNConfig | None = None) -> None:
         super().__init__()
@@ -166,11 +165,6 @@ class PixelCNN(nn.Module):
                                   nn.Conv2d(cfg.hidden, cfg.levels, 1))
         self.shape = (1, cfg.size, cfg.size)  # (C, H, W)
         self.bias = nn.Parameter(torch.zeros(1, cfg.levels, cfg.size, cfg.size)) if cfg.position_bias else None
-
-    def _check(self, x: Tensor) -> None:
-        if x.ndim != 4 or tuple(x.shape[1:]) != self.shape or x.dtype.is_floating_point:
-            raise ValueError(f"expected integer x of shape (B, {', '.join(map(str, self.shape))}), "
-                             f"got {x.dtype} {tuple(x.shape)}")
 
     # --8<-- [start:logits]
     def forward(self, onehot: Tensor) -> Tensor:
@@ -191,20 +185,17 @@ class PixelCNN(nn.Module):
 
     def logits(self, x: Tensor) -> Tensor:
         """Logits (B, L, H, W) for integer images x (B, 1, H, W)."""
-        self._check(x)
+        gdata.check_digits(x, shape=self.shape, levels=self.config.levels)
         return self(F.one_hot(x[:, 0], self.config.levels).permute(0, 3, 1, 2).float())
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_likelihood(self, x: Tensor) -> Tensor:
         """Exact log p(x) in nats, (B,): sum over pixels of log softmax at the observed level."""
         logp = F.log_softmax(self.logits(x), dim=1)  # (B, L, H, W)
         return logp.gather(1, x).sum(dim=(1, 2, 3))  # log p(x) = sum_i log p(x_i | x_<i)
     # --8<-- [end:logits]
 
-    def loss(self, x: Tensor) -> Tensor:
-        """Mean NLL in nats per image."""
-        return -self.log_prob(x).mean()
-
     # --8<-- [start:sample]
+    @evaluating
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
         """n images int64 (n, 1, H, W), one pixel per forward pass in raster order.
@@ -213,8 +204,6 @@ class PixelCNN(nn.Module):
         """
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        was_training = self.training
-        self.eval()
         device = next(self.parameters()).device
         _, hgt, wid = self.shape
         x = torch.zeros(n, *self.shape, dtype=torch.long, device=device)
@@ -222,7 +211,6 @@ class PixelCNN(nn.Module):
             for c in range(wid):
                 probs = F.softmax(self.logits(x)[:, :, r, c] / temperature, dim=1)  # (n, L)
                 x[:, 0, r, c] = torch.multinomial(probs, 1, generator=generator)[:, 0]
-        self.train(was_training)
         return x
     # --8<-- [end:sample]
 
@@ -260,21 +248,27 @@ def made_masks(dims: int, hidden: list[int]) -> list[Tensor]:
 
 
 @dataclass
-class MADEConfig:
+class MADEConfig(FamilyConfig):
     """MADE on a 2-D toy with a mixture of Gaussians per conditional; a few seconds of CPU training."""
 
+    DATA = gdata.TOY_NAMES
     data: str = "moons"
     dims: int = 2
     hidden: int = 128  # width of each masked hidden layer
     depth: int = 2  # masked hidden layers
     components: int = 16  # K Gaussians per conditional
-    init_range: float = 3.0  # initial component means spread evenly over [-R, R] (the toys live in [-3, 3])
+    init_range: float = 3.0  # initial component means spread evenly over [-R, R] of the standardised data
+
+    def recipe(self) -> dict[str, Any]:
+        """Batch size, learning rate, an EMA of the weights, early stopping on the val split."""
+        return {"batch_size": 256, "lr": 3e-3, "ema_decay": 0.995, "eval_every": 250, "patience": 8}
 
 
-class MADE(nn.Module):
-    """p(x) = prod_d sum_k pi_dk(x_<d) N(x_d; mu_dk(x_<d), sigma_dk(x_<d)^2)."""
+class MADE(DensityModule):
+    """p(x) = prod_d sum_k pi_dk(v_<d) N(v_d; mu_dk(v_<d), sigma_dk(v_<d)^2) / s_d, v = (x - m) / s the points
+    standardised by the training data's mean m and scale s."""
 
-    nll_bound = "exact"
+    bound = Bound.DIFFERENTIAL
 
     def __init__(self, config: MADEConfig | None = None) -> None:
         super().__init__()
@@ -285,6 +279,7 @@ class MADE(nn.Module):
         widths = [dims] + [cfg.hidden] * cfg.depth
         for i in range(cfg.depth):
             layers += [MaskedLinear(widths[i], widths[i + 1], masks[i]), nn.ReLU()]
+        self.standardize = Standardize(dims)
         self.body = nn.Sequential(*layers)
         # output: 3K parameters per dimension, each row copying that dimension's mask
         out_mask = masks[-1].repeat_interleave(3 * k, dim=0)  # (D*3K, H)
@@ -296,10 +291,6 @@ class MADE(nn.Module):
             bias[:, 2] = math.log(2 * cfg.init_range / k)  # log-stds: about one spacing
             self.out.weight.mul_(0.1)
 
-    def _check(self, x: Tensor) -> None:
-        if x.ndim != 2 or x.shape[1] != self.config.dims:
-            raise ValueError(f"expected x of shape (B, {self.config.dims}), got {tuple(x.shape)}")
-
     # --8<-- [start:made_logprob]
     def params(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Mixture logits, means, log-stds, each (B, D, K); row d depends on x_<d only."""
@@ -307,36 +298,40 @@ class MADE(nn.Module):
         p = self.out(self.body(x)).view(b, d, 3, k)
         return p[:, :, 0], p[:, :, 1], p[:, :, 2].clamp(-7.0, 5.0)
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        """log p(x) (B,) = sum_d log sum_k pi_dk N(x_d; mu_dk, sigma_dk^2)."""
-        self._check(x)
-        logit, mu, log_s = self.params(x)
-        z = (x[:, :, None] - mu) * torch.exp(-log_s)  # (B, D, K)
-        log_n = -0.5 * z**2 - log_s - 0.5 * math.log(2 * math.pi)  # log N(x_d; mu, sigma^2)
-        return torch.logsumexp(F.log_softmax(logit, -1) + log_n, -1).sum(-1)
+    def log_likelihood(self, x: Tensor) -> Tensor:
+        """log p(x) (B,) = sum_d log sum_k pi_dk N(v_d; mu_dk, sigma_dk^2) + log|dv/dx|, v standardised."""
+        gdata.check_points(x, self.config.dims)
+        v, logdet = self.standardize(x)  # (B, D), (B,)
+        logit, mu, log_s = self.params(v)
+        log_n = normal_log_density(v[:, :, None], mu, 2 * log_s)  # log N(v_d; mu, sigma^2), (B, D, K)
+        return torch.logsumexp(F.log_softmax(logit, -1) + log_n, -1).sum(-1) + logdet
     # --8<-- [end:made_logprob]
 
-    def loss(self, x: Tensor) -> Tensor:
-        """Mean NLL in nats per point."""
-        return -self.log_prob(x).mean()
-
+    @evaluating
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n points (n, D), one coordinate per pass: pick a component, then draw from its Gaussian."""
         device = next(self.parameters()).device
-        x = torch.zeros(n, self.config.dims, device=device)
+        v = torch.zeros(n, self.config.dims, device=device)
         for d in range(self.config.dims):
-            logit, mu, log_s = (t[:, d] for t in self.params(x))  # (n, K) each
+            logit, mu, log_s = (t[:, d] for t in self.params(v))  # (n, K) each
             k = torch.multinomial(F.softmax(logit, -1), 1, generator=generator)  # (n, 1)
             eps = torch.randn(n, generator=generator, device=device)
-            x[:, d] = mu.gather(1, k)[:, 0] + log_s.gather(1, k)[:, 0].exp() * eps
-        return x
+            v[:, d] = mu.gather(1, k)[:, 0] + log_s.gather(1, k)[:, 0].exp() * eps
+        return self.standardize.inverse(v)
 
 
-def build(data: str, /, **overrides: object) -> nn.Module:
+def config_for(data: str, /, **overrides: object) -> PixelCNNConfig | MADEConfig:
+    """A PixelCNN's config for "digits", a MADE's for a 2-D toy, the defaults replaced by ``overrides``."""
+    if data not in (*PixelCNNConfig.DATA, *MADEConfig.DATA):
+        raise ValueError(f"unknown data {data!r}; valid: {', '.join((*PixelCNNConfig.DATA, *MADEConfig.DATA))}")
+    return (PixelCNNConfig if data in PixelCNNConfig.DATA else MADEConfig).for_data(data, **overrides)
+
+
+def build(data: str, /, **overrides: object) -> PixelCNN | MADE:
     """PixelCNN for "digits", MADE for a 2-D toy, with the config defaults and ``overrides``.
 
     ``build(data, **dataclasses.asdict(model.config))`` rebuilds the same architecture.
     """
-    cls, cfg_cls = (PixelCNN, PixelCNNConfig) if data == "digits" else (MADE, MADEConfig)
-    return cls(make_config(cfg_cls, data, overrides))
+    config = config_for(data, **overrides)
+    return PixelCNN(config) if isinstance(config, PixelCNNConfig) else MADE(config)

@@ -24,31 +24,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from gdl_ref import data as gdata
-from gdl_ref.models.registry import make_config
+from gdl_ref.likelihood import (Bound, DensityModule, discretised_gaussian_log_prob, evaluating,
+                                normal_log_density)
+from gdl_ref.models.registry import FamilyConfig
 from gdl_ref.models.unet import MLPDenoiser, UNet
+
+__all__ = ["DiffusionConfig", "Diffusion", "ImageDiffusion", "PointDiffusion", "beta_schedule", "posterior",
+           "discretised_gaussian_log_prob", "config_for", "build", "SCHEDULES", "METHODS", "OUTPUTS"]
 
 SCHEDULES = ("linear", "cosine")
 METHODS = ("ddpm", "ddim")
 OUTPUTS = ("eps", "levels")
 
 
-# How fit trains this family (gdl_ref.models.registry.recipe; `gdl-ref train` and `gdl-ref bench` use it): an EMA
-# of the weights (Ho et al. 2020 use 0.9999 over 800k steps; 0.999 suits a few thousand) is evaluated and
-# sampled. No early stopping: the loss at a random t is too noisy to pick a step by.
-RECIPES: dict[str, dict[str, object]] = {
-    "digits": {"batch_size": 64, "lr": 1e-3, "ema_decay": 0.999},
-    "toys": {"batch_size": 256, "lr": 1e-3, "ema_decay": 0.999},
-}
-
-
 @dataclass
-class DiffusionConfig:
-    data: str = "digits"  # "digits" or a 2-D toy name (gdl_ref.data.TOY_NAMES)
+class DiffusionConfig(FamilyConfig):
     timesteps: int = 1000  # T, the length of the forward process
     schedule: str = "cosine"  # noise schedule: "linear" (Ho et al.) or "cosine" (Nichol & Dhariwal)
     channels: int = 32  # U-Net base width (digits) / MLP width (toys)
@@ -57,6 +53,21 @@ class DiffusionConfig:
     clip: bool = True  # clip the predicted x_0 to the data range [-1, 1] while sampling digits
     output: str = "levels"  # digits: "eps" (the U-Net outputs eps) or "levels" (17 logits a pixel, see predict)
     sample_steps: int | None = None  # default steps of sample(); None = T for DDPM, 50 for DDIM
+
+    def __post_init__(self) -> None:
+        self.mults = tuple(self.mults)  # a list from JSON -> tuple
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+
+    @classmethod
+    def defaults(cls, data: str) -> dict[str, Any]:
+        """Toys: a wider MLP, and no clipping (points have no fixed range)."""
+        return {} if data == "digits" else {"channels": 128, "clip": False}
+
+    def recipe(self) -> dict[str, Any]:
+        """An EMA of the weights (Ho et al. 2020 use 0.9999 over 800k steps; 0.999 suits a few thousand) is
+        evaluated and sampled. No early stopping: the loss at a random t is too noisy to pick a step by."""
+        return {"batch_size": 64 if self.data == "digits" else 256, "lr": 1e-3, "ema_decay": 0.999}
 
 
 # --8<-- [start:schedule]
@@ -93,40 +104,21 @@ def posterior(x0: Tensor, xt: Tensor, abar_t: Tensor, abar_prev: Tensor) -> tupl
 # --8<-- [end:posterior]
 
 
-def _normal_cdf(x: Tensor) -> Tensor:
-    return 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+class Diffusion(DensityModule):
+    """What DDPM on images and on points shares: the schedule, the eps-prediction loss, the bound, the samplers.
 
-
-# --8<-- [start:decoder]
-def discretised_gaussian_log_prob(x: Tensor, mean: Tensor, std: Tensor, levels: int) -> Tensor:
-    """log P(x) of levels 0..L-1 under N(mean, std^2) integrated over the level's bin of [-1, 1].
-
-    Level k has centre c = 2k/(L-1) - 1 and bin [c - h, c + h], h = 1/(L-1); the end bins reach -inf and +inf,
-    so the L probabilities sum to one (Ho et al., eq. (13)).
+    A subclass supplies ``net`` (eps_theta), ``shape`` (of one example), ``to_model`` / ``from_model`` (data <->
+    x_0), ``decoder_log_prob`` (the t = 1 term) and ``clip_x0`` (whether sampling clips x_0 to [-1, 1]).
     """
-    c = 2 * x.to(mean.dtype) / (levels - 1) - 1  # bin centre in [-1, 1]
-    h = 1.0 / (levels - 1)
-    hi = torch.where(x == levels - 1, torch.ones_like(c), _normal_cdf((c + h - mean) / std))
-    lo = torch.where(x == 0, torch.zeros_like(c), _normal_cdf((c - h - mean) / std))
-    return torch.log((hi - lo).clamp_min(1e-12))
-# --8<-- [end:decoder]
 
-
-class Diffusion(nn.Module):
-    """DDPM on digits (U-Net) or 2-D toys (MLP): eps-prediction loss, DDPM/DDIM sampling, variational bound."""
-
-    nll_bound = "elbo"
+    bound = Bound.ELBO
+    net: nn.Module
+    shape: tuple[int, ...]
+    clip_x0: bool = False
 
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__()
         self.config = config
-        self.image = config.data == "digits"
-        if config.output not in OUTPUTS:
-            raise ValueError(f"output must be one of {OUTPUTS}, got {config.output!r}")
-        self.levels_out = self.image and config.output == "levels"
-        out = gdata.DIGIT_LEVELS if self.levels_out else 1
-        self.net = (UNet(1, config.channels, tuple(config.mults), out, config.dropout) if self.image
-                    else MLPDenoiser(2, config.channels))
         betas = beta_schedule(config.schedule, config.timesteps)  # (T,), index i is step t = i + 1
         abar = torch.cumprod(1 - betas, 0)  # abar_t
         abar_prev = torch.cat([torch.ones(1, dtype=abar.dtype), abar[:-1]])  # abar_{t-1}, abar_0 = 1
@@ -136,23 +128,15 @@ class Diffusion(nn.Module):
             self.register_buffer(name, v.float(), persistent=False)
 
     # ---- data <-> the model's space -------------------------------------------------------------------
-    def _check(self, x: Tensor) -> None:
-        shape = (gdata.DIGIT_SHAPE if self.image else (2,))
-        if x.dim() != 1 + len(shape) or tuple(x.shape[1:]) != shape:
-            expected = "(B, 1, 8, 8)" if self.image else "(B, 2)"
-            raise ValueError(f"expected x of shape {expected}, got {tuple(x.shape)}")
-
     def to_model(self, x: Tensor) -> Tensor:
-        """Digits' levels 0..16 -> x_0 in [-1, 1] (bin centres); toys pass through."""
-        self._check(x)
-        return 2 * x.float() / (gdata.DIGIT_LEVELS - 1) - 1 if self.image else x.float()
+        raise NotImplementedError
 
     def from_model(self, x0: Tensor) -> Tensor:
-        """x_0 in [-1, 1] -> the nearest level, int64 0..16 (digits); toys pass through."""
-        if not self.image:
-            return x0
-        top = gdata.DIGIT_LEVELS - 1
-        return ((x0 + 1) * top / 2).round().clamp(0, top).long()
+        raise NotImplementedError
+
+    def decoder_log_prob(self, x: Tensor, mean: Tensor, var: Tensor) -> Tensor:
+        """log p(x_0 | x_1) per coordinate, given the reverse step's mean and variance."""
+        raise NotImplementedError
 
     def _at(self, v: Tensor, t: Tensor, x: Tensor) -> Tensor:
         """v[t] shaped to broadcast against x: (B,) -> (B, 1, ...)."""
@@ -173,32 +157,24 @@ class Diffusion(nn.Module):
         return ((noise - eps) ** 2).mean()
     # --8<-- [end:forward]
 
-    # --8<-- [start:predict]
     def predict(self, xt: Tensor, t: Tensor, clip: bool = False) -> tuple[Tensor, Tensor]:
         """The network's x_0 and eps at (x_t, t): x0^ = (x_t - sqrt(1 - abar_t) eps^) / sqrt(abar_t).
 
         With clip, x0^ is clipped to [-1, 1] and eps^ re-derived from it, so both stay consistent with x_t.
         """
         ab = self._at(self.abar, t, xt)
-        if self.levels_out:  # x0^ = E[x_0 | x_t] under a per-pixel posterior over the 17 levels
-            c = torch.linspace(-1, 1, gdata.DIGIT_LEVELS, device=xt.device).reshape(1, -1, 1, 1)  # (1, 17, 1, 1)
-            log_lik = -(xt - ab.sqrt() * c) ** 2 / (2 * (1 - ab))  # log q(x_t | x_0 = c_k), (B, 17, 8, 8)
-            probs = torch.softmax(self.net(xt, t) + log_lik, dim=1)  # learned context + exact likelihood
-            x0 = (probs * c).sum(1, keepdim=True)  # (B, 1, 8, 8)
-            return x0, (xt - ab.sqrt() * x0) / (1 - ab).sqrt()
         eps = self.net(xt, t)
         x0 = (xt - (1 - ab).sqrt() * eps) / ab.sqrt()
         if clip:
             x0 = x0.clamp(-1, 1)
             eps = (xt - ab.sqrt() * x0) / (1 - ab).sqrt()
         return x0, eps
-    # --8<-- [end:predict]
 
     # --8<-- [start:bound]
     def nll_terms(self, x: Tensor, i: int, generator: torch.Generator | None = None) -> Tensor:
         """Term of the negative bound at step t = i + 1, nats per example (B,), one sample of x_t.
 
-        t = 1: -log p(x_0 | x_1) (discretised decoder); t > 1: KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)).
+        t = 1: -log p(x_0 | x_1) (the decoder); t > 1: KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)).
         """
         x0 = self.to_model(x)
         t = torch.full((x0.shape[0],), i, dtype=torch.long, device=x0.device)
@@ -207,12 +183,8 @@ class Diffusion(nn.Module):
         ab_t, ab_prev = self._at(self.abar, t, x0), self._at(self.abar_prev, t, x0)
         mean_model, _ = posterior(x0_hat, xt, ab_t, ab_prev)  # mu_theta(x_t, t)
         var = self._at(self.sigma2, t, x0)  # sigma_t^2 = beta~_t
-        if i == 0:  # decoder: discrete for digits, a Gaussian density for toys
-            if self.image:
-                lp = discretised_gaussian_log_prob(x, mean_model, var.sqrt(), gdata.DIGIT_LEVELS)
-            else:
-                lp = -0.5 * (math.log(2 * math.pi) + var.log() + (x0 - mean_model) ** 2 / var)
-            return -lp.flatten(1).sum(1)
+        if i == 0:  # decoder
+            return -self.decoder_log_prob(x, mean_model, var).flatten(1).sum(1)
         mean_true, _ = posterior(x0, xt, ab_t, ab_prev)  # mu~(x_t, x_0)
         return ((mean_true - mean_model) ** 2 / (2 * var)).flatten(1).sum(1)  # KL of equal-variance Gaussians
 
@@ -223,6 +195,7 @@ class Diffusion(nn.Module):
         kl = 0.5 * (ab * x0 ** 2 + (1 - ab) - 1 - torch.log(1 - ab))
         return kl.flatten(1).sum(1)
 
+    @evaluating
     @torch.no_grad()
     def log_prob(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Variational lower bound on log p(x) in nats, (B,): -(L_T + sum_{t>1} L_{t-1} + L_0), all T terms."""
@@ -244,7 +217,7 @@ class Diffusion(nn.Module):
     def ddpm_step(self, xt: Tensor, i: int, i_prev: int | None, noise: Tensor | None) -> Tensor:
         """Ancestral step x_t -> x_s ~ p(x_s | x_t) = q(x_s | x_t, x0^), s = i_prev (None: the data)."""
         t = torch.full((xt.shape[0],), i, dtype=torch.long, device=xt.device)
-        x0, _ = self.predict(xt, t, clip=self.config.clip and self.image)
+        x0, _ = self.predict(xt, t, clip=self.clip_x0)
         if i_prev is None:
             return x0  # the mean of p(x_0 | x_1): the decoder's most likely bin after rounding
         mean, var = posterior(x0, xt, self.abar[i], self.abar[i_prev])
@@ -256,7 +229,7 @@ class Diffusion(nn.Module):
         sigma = eta sqrt((1 - abar_s)/(1 - abar_t)) sqrt(1 - abar_t/abar_s); eta = 0 is deterministic.
         """
         t = torch.full((xt.shape[0],), i, dtype=torch.long, device=xt.device)
-        x0, eps = self.predict(xt, t, clip=self.config.clip and self.image)
+        x0, eps = self.predict(xt, t, clip=self.clip_x0)
         if i_prev is None:
             return x0
         ab_t, ab_s = self.abar[i], self.abar[i_prev]
@@ -264,6 +237,7 @@ class Diffusion(nn.Module):
         x = ab_s.sqrt() * x0 + (1 - ab_s - sigma ** 2).sqrt() * eps
         return x + sigma * noise if eta > 0 else x
 
+    @evaluating
     @torch.no_grad()
     def run_chain(self, x: Tensor, steps: int | None = None, method: str = "ddpm", eta: float = 0.0,
                   generator: torch.Generator | None = None, trajectory: bool = False) -> Tensor | list[Tensor]:
@@ -280,6 +254,7 @@ class Diffusion(nn.Module):
             path.append(x)
         return path if trajectory else x
 
+    @evaluating
     @torch.no_grad()
     def sample(self, n: int, steps: int | None = None, method: str = "ddpm", eta: float = 0.0,
                generator: torch.Generator | None = None) -> Tensor:
@@ -290,8 +265,7 @@ class Diffusion(nn.Module):
         if steps is None:
             T = self.config.timesteps
             steps = self.config.sample_steps or (T if method == "ddpm" else min(50, T))
-        shape = (n, *gdata.DIGIT_SHAPE) if self.image else (n, 2)
-        x = torch.randn(shape, generator=generator).to(self.abar.device)  # x_T ~ N(0, I)
+        x = torch.randn((n, *self.shape), generator=generator).to(self.abar.device)  # x_T ~ N(0, I)
         return self.from_model(self.run_chain(x, steps, method, eta, generator))
     # --8<-- [end:sampling]
 
@@ -306,9 +280,73 @@ class Diffusion(nn.Module):
         return variants
 
 
+class ImageDiffusion(Diffusion):
+    """DDPM on digits: a U-Net denoiser, x_0 the levels' bin centres in [-1, 1], a decoder discretised over the
+    17 levels (so the bound is on the discrete NLL), and optionally a denoiser that outputs 17 logits a pixel."""
+
+    def __init__(self, config: DiffusionConfig) -> None:
+        super().__init__(config)
+        self.shape = gdata.DIGIT_SHAPE
+        self.clip_x0 = config.clip
+        out = gdata.DIGIT_LEVELS if config.output == "levels" else 1
+        self.net = UNet(1, config.channels, config.mults, out, config.dropout)
+
+    def to_model(self, x: Tensor) -> Tensor:
+        """Digits' levels 0..16 -> x_0 in [-1, 1] (bin centres)."""
+        gdata.check_digits(x)
+        return gdata.levels_to_signed(x)
+
+    def from_model(self, x0: Tensor) -> Tensor:
+        """x_0 in [-1, 1] -> the nearest level, int64 0..16."""
+        return gdata.signed_to_levels(x0)
+
+    def decoder_log_prob(self, x: Tensor, mean: Tensor, var: Tensor) -> Tensor:
+        """log P(x | x_1): N(mean, var) integrated over each level's bin (``discretised_gaussian_log_prob``)."""
+        return discretised_gaussian_log_prob(x, mean, var.sqrt(), gdata.DIGIT_LEVELS)
+
+    # --8<-- [start:predict]
+    def predict(self, xt: Tensor, t: Tensor, clip: bool = False) -> tuple[Tensor, Tensor]:
+        """The network's x_0 and eps at (x_t, t): x0^ = (x_t - sqrt(1 - abar_t) eps^) / sqrt(abar_t).
+
+        output="levels": x0^ = E[x_0 | x_t] under a per-pixel posterior over the 17 levels, which lies in [-1, 1]
+        by construction (``clip`` has nothing to do). output="eps": as in :meth:`Diffusion.predict`.
+        """
+        if self.config.output == "eps":
+            return super().predict(xt, t, clip)
+        ab = self._at(self.abar, t, xt)
+        c = torch.linspace(-1, 1, gdata.DIGIT_LEVELS, device=xt.device).reshape(1, -1, 1, 1)  # (1, 17, 1, 1)
+        log_lik = -(xt - ab.sqrt() * c) ** 2 / (2 * (1 - ab))  # log q(x_t | x_0 = c_k), (B, 17, 8, 8)
+        probs = torch.softmax(self.net(xt, t) + log_lik, dim=1)  # learned context + exact likelihood
+        x0 = (probs * c).sum(1, keepdim=True)  # (B, 1, 8, 8)
+        return x0, (xt - ab.sqrt() * x0) / (1 - ab).sqrt()
+    # --8<-- [end:predict]
+
+
+class PointDiffusion(Diffusion):
+    """DDPM on 2-D points: an MLP denoiser, x_0 the points themselves, a Gaussian decoder density."""
+
+    def __init__(self, config: DiffusionConfig) -> None:
+        super().__init__(config)
+        self.shape = (2,)
+        self.net = MLPDenoiser(2, config.channels)
+
+    def to_model(self, x: Tensor) -> Tensor:
+        gdata.check_points(x)
+        return x
+
+    def from_model(self, x0: Tensor) -> Tensor:
+        return x0
+
+    def decoder_log_prob(self, x: Tensor, mean: Tensor, var: Tensor) -> Tensor:
+        """log N(x; mean, var), a density: the bound is on the differential log p(x)."""
+        return normal_log_density(x, mean, var.log())
+
+
+config_for = DiffusionConfig.for_data
+
+
 def build(data: str = "digits", /, **overrides: object) -> Diffusion:
-    """A diffusion model for "digits" or a 2-D toy, with the config's defaults replaced by ``overrides``."""
-    defaults: dict[str, object] = {} if data == "digits" else {"channels": 128, "clip": False}
-    if "mults" in overrides:
-        overrides["mults"] = tuple(overrides["mults"])  # type: ignore[arg-type]  # JSON gives a list
-    return Diffusion(make_config(DiffusionConfig, data, {**defaults, **overrides}))
+    """A diffusion model for "digits" (:class:`ImageDiffusion`) or a 2-D toy (:class:`PointDiffusion`), the
+    config's defaults for ``data`` replaced by ``overrides``."""
+    config = config_for(data, **overrides)
+    return ImageDiffusion(config) if config.image else PointDiffusion(config)

@@ -34,22 +34,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
 
-from gdl_ref.data import DIGIT_SHAPE, quantize, signed_view
-from gdl_ref.models.registry import make_config
+from gdl_ref import data as gdata
+from gdl_ref.likelihood import evaluating
+from gdl_ref.models.registry import FamilyConfig
+from gdl_ref.models.spaces import Points, SignedImages
 
-__all__ = ["EBMConfig", "EBM", "langevin", "contrastive_divergence", "build"]
+__all__ = ["EBMConfig", "EBM", "ImageEBM", "PointEBM", "langevin", "contrastive_divergence", "config_for", "build"]
 
 
 @dataclass
-class EBMConfig:
-    """Settings of an energy-based model (defaults for digits; see ``build`` for the toys')."""
+class EBMConfig(FamilyConfig):
+    """Settings of an energy-based model (defaults for digits; ``defaults`` gives the toys')."""
 
-    data: str = "digits"  # "digits" or a toy name from gdl_ref.data.TOY_NAMES
     width: int = 32  # conv channels (digits) or hidden units (toys: 64)
     steps: int = 20  # Langevin steps per training batch (the book: 60; 20 trains 3x the batches per second)
     sample_steps: int = 20  # Langevin steps run by sample() on chains from the buffer
@@ -67,6 +68,15 @@ class EBMConfig:
         self.betas = (float(self.betas[0]), float(self.betas[1]))  # a list from JSON -> tuple
         if not 0.0 <= self.reuse <= 1.0:
             raise ValueError(f"reuse must lie in [0, 1], got {self.reuse}")
+
+    @classmethod
+    def defaults(cls, data: str) -> dict[str, Any]:
+        """Toys: exact Langevin, and a larger learning rate, which a 2-D MLP needs to grow energy wells as narrow
+        as the modes (sigma = 0.2 on 8gaussians) within a minute."""
+        if data == "digits":
+            return {}
+        return {"width": 64, "step_size": 0.01, "noise": None, "grad_clip": None, "bound": 3.0, "alpha": 0.1,
+                "lr": 3e-3}
 
     @property
     def sigma(self) -> float:
@@ -106,35 +116,21 @@ def contrastive_divergence(e_pos: Tensor, e_neg: Tensor, alpha: float) -> Tensor
 # --8<-- [end:loss]
 
 
-def _energy_net(config: EBMConfig) -> nn.Module:
-    """Digits: strided convs with SiLU (smooth, so grad_x E is smooth) -> (B, 1); toys: an MLP."""
-    w = config.width
-    if config.data == "digits":
-        return nn.Sequential(
-            nn.Conv2d(1, w, 3, 1, 1), nn.SiLU(),  # (B, w, 8, 8)
-            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.SiLU(),  # (B, 2w, 4, 4)
-            nn.Conv2d(2 * w, 2 * w, 4, 2, 1), nn.SiLU(),  # (B, 2w, 2, 2)
-            nn.Flatten(), nn.Linear(8 * w, w), nn.SiLU(), nn.Linear(w, 1),  # (B, 1)
-        )
-    return nn.Sequential(nn.Linear(2, w), nn.SiLU(), nn.Linear(w, w), nn.SiLU(), nn.Linear(w, w), nn.SiLU(),
-                         nn.Linear(w, 1))
-
-
 class EBM(nn.Module):
     """Energy E(x) with a replay buffer of Langevin samples, trained by ``fit`` through ``training_step``.
 
     ``loss(x)`` (``fit``'s validation) is the contrastive-divergence loss of x against fresh Langevin
     samples started from the buffer, without writing them back; ``training_step`` writes them back.
     The buffer is part of the state dict (checkpoints keep the chains), so do not train with
-    ``fit(..., ema_decay=...)``: its average of the state would average the chains too.
+    ``fit(..., ema_decay=...)``: its average of the state would average the chains too. A subclass gives the
+    energy network, the shape of one example, and the maps between data and the energy's space.
     """
 
-    def __init__(self, config: EBMConfig) -> None:
+    def __init__(self, config: EBMConfig, net: nn.Module, shape: tuple[int, ...]) -> None:
         super().__init__()
         self.config = config
-        self.image = config.data == "digits"
-        self.shape = DIGIT_SHAPE if self.image else (2,)
-        self.net = _energy_net(config)
+        self.shape = shape
+        self.net = net  # (B, ...) -> (B, 1)
         self.register_buffer("buffer", self._noise(config.buffer_size))  # (N, ...) past negatives
 
     def _noise(self, n: int) -> Tensor:
@@ -143,8 +139,12 @@ class EBM(nn.Module):
         return (torch.rand(n, *self.shape, device=device) * 2 - 1) * b  # U[-bound, bound]
 
     def prepare(self, x: Tensor) -> Tensor:
-        """Data as the energy sees it: digits (B, 1, 8, 8) levels -> dequantised, in [-1, 1); toys as floats."""
-        return signed_view(x, self.image)
+        """Data as the energy sees it."""
+        raise NotImplementedError
+
+    def to_data(self, x: Tensor) -> Tensor:
+        """A point of the energy's space as a sample of the data."""
+        raise NotImplementedError
 
     def energy(self, x: Tensor) -> Tensor:
         """E(x) (B,) on prepared inputs; the model's unnormalised log density is -E(x)."""
@@ -194,6 +194,7 @@ class EBM(nn.Module):
         fake = self.negatives(real.shape[0], write=False)
         return contrastive_divergence(self.energy(real), self.energy(fake), self.config.alpha)
 
+    @evaluating
     @torch.no_grad()
     def sample(self, n: int, steps: int | None = None, from_noise: bool = False) -> Tensor:
         """n samples: ``sample_steps`` Langevin steps from buffer chains (or from uniform noise).
@@ -210,16 +211,38 @@ class EBM(nn.Module):
             x0 = self.buffer[idx]
         x = langevin(self.energy, x0, c.sample_steps if steps is None else steps, c.step_size, c.sigma,
                      c.grad_clip, c.bound)
-        return quantize((x + 1) / 2) if self.image else x  # [-1, 1] -> [0, 1] -> levels
+        return self.to_data(x)
 
 
-# Per-data defaults that differ from EBMConfig's (which are the digits ones): exact Langevin on the toys,
-# and a larger learning rate, which a 2-D MLP needs to grow energy wells as narrow as the modes
-# (sigma = 0.2 on 8gaussians) within a minute.
-_TOY_DEFAULTS = dict(width=64, step_size=0.01, noise=None, grad_clip=None, bound=3.0, alpha=0.1, lr=3e-3)
+class ImageEBM(SignedImages, EBM):
+    """Strided convs with SiLU (smooth, so grad_x E is smooth) on dequantised digits in [-1, 1)."""
+
+    def __init__(self, config: EBMConfig) -> None:
+        w = config.width
+        net = nn.Sequential(
+            nn.Conv2d(1, w, 3, 1, 1), nn.SiLU(),  # (B, w, 8, 8)
+            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.SiLU(),  # (B, 2w, 4, 4)
+            nn.Conv2d(2 * w, 2 * w, 4, 2, 1), nn.SiLU(),  # (B, 2w, 2, 2)
+            nn.Flatten(), nn.Linear(8 * w, w), nn.SiLU(), nn.Linear(w, 1),  # (B, 1)
+        )
+        super().__init__(config, net, gdata.DIGIT_SHAPE)
+
+
+class PointEBM(Points, EBM):
+    """An MLP energy with SiLU on 2-D points."""
+
+    def __init__(self, config: EBMConfig) -> None:
+        w = config.width
+        net = nn.Sequential(nn.Linear(2, w), nn.SiLU(), nn.Linear(w, w), nn.SiLU(), nn.Linear(w, w), nn.SiLU(),
+                            nn.Linear(w, 1))
+        super().__init__(config, net, (2,))
+
+
+config_for = EBMConfig.for_data
 
 
 def build(data: str, /, **overrides: object) -> EBM:
-    """An EBM for ``data`` ("digits" or a toy name) with the defaults, overridden by ``overrides``."""
-    settings = dict(_TOY_DEFAULTS) if data != "digits" else {}
-    return EBM(make_config(EBMConfig, data, {**settings, **overrides}))
+    """An EBM for "digits" (:class:`ImageEBM`) or a 2-D toy (:class:`PointEBM`), the config's defaults for
+    ``data`` replaced by ``overrides``."""
+    config = config_for(data, **overrides)
+    return ImageEBM(config) if config.image else PointEBM(config)

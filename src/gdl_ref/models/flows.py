@@ -19,7 +19,9 @@ and separated modes (8 Gaussians) need more than an affine map per layer can ben
 
 On digits the flow models y = (x + u) / 17, u ~ U[0, 1)^64 (``data.dequantize``), after the logit
 transform y -> logit(a + (1 - 2a) y); its discrete NLL bound is -log p_Y(y) + 64 log 17 nats
-(``metrics.dequantized_nll``), ``nll_bound = "dequantized"``.
+(``likelihood.dequantized_nll``), ``bound = Bound.DEQUANTIZED``. On the 2-D toys a fixed affine layer first
+standardises the points with the training data's mean and scale (``Standardize``, its log-determinant included),
+so the spline's interval [-B, B] covers the data wherever they lie.
 
 References: Dinh, Sohl-Dickstein & Bengio (2017), "Density estimation using Real NVP"; Durkan, Bekasov,
 Murray & Papamakarios (2019), "Neural Spline Flows"; Papamakarios et al. (2021), "Normalizing Flows for
@@ -30,19 +32,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gdl_ref import data as gdata
-from gdl_ref import metrics
-from gdl_ref.models.registry import make_config
+from gdl_ref.likelihood import Bound, DensityModule, dequantized_nll, evaluating, log_normal
+from gdl_ref.models.registry import FamilyConfig
+from gdl_ref.models.standardize import Standardize
 
-__all__ = ["FlowConfig", "RealNVP", "DigitsRealNVP", "RECIPES", "AffineCoupling", "SplineCoupling", "rq_spline",
-           "to_logit", "from_logit", "build"]
-
-LOG_2PI = math.log(2 * math.pi)
+__all__ = ["FlowConfig", "CouplingFlow", "PointFlow", "ImageFlow", "AffineCoupling", "SplineCoupling", "rq_spline",
+           "to_logit", "from_logit", "config_for", "build"]
 
 
 def mlp(d_in: int, d_out: int, hidden: int, depth: int) -> nn.Sequential:
@@ -153,17 +155,9 @@ class SplineCoupling(nn.Module):
 # --8<-- [end:spline]
 
 
-# How fit trains this family (gdl_ref.models.registry.recipe; `gdl-ref train` and `gdl-ref bench` use it): batch size,
-# learning rate, an EMA of the weights, early stopping on the val split.
-RECIPES: dict[str, dict[str, object]] = {
-    "digits": {"batch_size": 64, "lr": 1e-3, "ema_decay": 0.995, "eval_every": 50, "patience": 4},
-    "toys": {"batch_size": 256, "lr": 3e-3, "ema_decay": 0.995, "eval_every": 250, "patience": 8},
-}
-
-
 @dataclass
-class FlowConfig:
-    """RealNVP-style coupling flow; defaults sized for a 2-core CPU (toys: under a minute)."""
+class FlowConfig(FamilyConfig):
+    """A coupling flow; defaults sized for a 2-core CPU (toys: under a minute)."""
 
     data: str = "moons"
     coupling: str = "spline"  # "affine" (RealNVP) or "spline" (rational-quadratic, Durkan et al. 2019)
@@ -172,8 +166,23 @@ class FlowConfig:
     depth: int = 2  # hidden layers per conditioner
     scale_clamp: float = 3.0  # affine: log-scale s in (-c, c)
     bins: int = 32  # spline: K bins
-    tail_bound: float = 4.0  # spline: the spline acts on [-B, B], identity outside
+    tail_bound: float = 4.0  # spline: acts on [-B, B] of the standardised data, identity outside
     logit_alpha: float = 0.05  # digits: y -> logit(a + (1 - 2a) y)
+
+    def __post_init__(self) -> None:
+        if self.coupling not in ("affine", "spline"):
+            raise ValueError(f"coupling must be 'affine' or 'spline', got {self.coupling!r}")
+
+    @classmethod
+    def defaults(cls, data: str) -> dict[str, Any]:
+        """Digits: RealNVP proper, affine couplings, wider and deeper for 64 dimensions."""
+        return {"coupling": "affine", "layers": 8, "hidden": 256} if data == "digits" else {}
+
+    def recipe(self) -> dict[str, Any]:
+        """Batch size, learning rate, an EMA of the weights, early stopping on the val split."""
+        if self.data == "digits":
+            return {"batch_size": 64, "lr": 1e-3, "ema_decay": 0.995, "eval_every": 50, "patience": 4}
+        return {"batch_size": 256, "lr": 3e-3, "ema_decay": 0.995, "eval_every": 250, "patience": 8}
 
 
 def _masks(config: FlowConfig, dims: int) -> list[Tensor]:
@@ -187,22 +196,16 @@ def _masks(config: FlowConfig, dims: int) -> list[Tensor]:
     return [base[i % len(base)] for i in range(config.layers)]
 
 
-class RealNVP(nn.Module):
-    """A stack of coupling layers on R^D with a standard Gaussian base; exact log p and sampling."""
+class CouplingFlow(DensityModule):
+    """A stack of coupling layers on R^D with a standard Gaussian base; exact log p and sampling. A subclass maps
+    data to R^D and back (``log_likelihood``, ``sample``)."""
 
-    nll_bound = "exact"
-    digits = False
-
-    def __init__(self, config: FlowConfig | None = None) -> None:
+    def __init__(self, config: FlowConfig, dims: int) -> None:
         super().__init__()
-        self.config = cfg = config or FlowConfig()
-        if cfg.coupling not in ("affine", "spline"):
-            raise ValueError(f"coupling must be 'affine' or 'spline', got {cfg.coupling!r}")
-        if (cfg.data == "digits") != self.digits:
-            raise ValueError(f"{type(self).__name__} does not model data {cfg.data!r}; use build()")
-        self.dims = gdata.DIGIT_DIMS if self.digits else 2
+        self.config = cfg = config
+        self.dims = dims
         layers: list[nn.Module] = []
-        for m in _masks(cfg, self.dims):
+        for m in _masks(cfg, dims):
             if cfg.coupling == "affine":
                 layers.append(AffineCoupling(m, cfg.hidden, cfg.depth, cfg.scale_clamp))
             else:
@@ -227,28 +230,35 @@ class RealNVP(nn.Module):
     def log_prob_continuous(self, v: Tensor) -> Tensor:
         """log p(v) = log N(f(v); 0, I) + log|det df/dv| for v (B, D), nats."""
         z, logdet = self(v)
-        return -0.5 * (z**2).sum(-1) - 0.5 * self.dims * LOG_2PI + logdet
+        return log_normal(z) + logdet
     # --8<-- [end:flow]
 
-    def _check(self, x: Tensor) -> None:
-        if x.ndim != 2 or x.shape[1] != 2 or not x.dtype.is_floating_point:
-            raise ValueError(f"expected float x of shape (B, 2), got {x.dtype} {tuple(x.shape)}")
+    def base_sample(self, n: int, temperature: float, generator: torch.Generator | None) -> Tensor:
+        """v = f^{-1}(T z), z ~ N(0, I): (n, D)."""
+        device = next(self.parameters()).device
+        return self.inverse(temperature * torch.randn(n, self.dims, generator=generator, device=device))
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Exact log p(x) in nats, (B,), for points x (B, 2)."""
-        self._check(x)
-        return self.log_prob_continuous(x)
 
-    def loss(self, x: Tensor) -> Tensor:
-        """Mean NLL in nats per example (digits: the dequantised bound)."""
-        return -self.log_prob(x).mean()
+class PointFlow(CouplingFlow):
+    """A flow on 2-D points: standardised by the training data's mean and scale, then the coupling layers."""
 
+    bound = Bound.DIFFERENTIAL
+
+    def __init__(self, config: FlowConfig) -> None:
+        super().__init__(config, 2)
+        self.standardize = Standardize(2)
+
+    def log_likelihood(self, x: Tensor) -> Tensor:
+        """Exact log p(x) in nats, (B,), for points x (B, 2): log p(v) + log|dv/dx| with v standardised."""
+        gdata.check_points(x)
+        v, logdet = self.standardize(x)
+        return self.log_prob_continuous(v) + logdet
+
+    @evaluating
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
-        """x = f^{-1}(T z), z ~ N(0, I): points (n, D)."""
-        device = next(self.parameters()).device
-        z = temperature * torch.randn(n, self.dims, generator=generator, device=device)
-        return self.inverse(z)
+        """x = mean + std * f^{-1}(T z), z ~ N(0, I): points (n, 2)."""
+        return self.standardize.inverse(self.base_sample(n, temperature, generator))
 
 
 # --8<-- [start:digits]
@@ -264,39 +274,42 @@ def from_logit(v: Tensor, a: float) -> Tensor:
     return ((torch.sigmoid(v) - a) / (1 - 2 * a)).clamp(0, 1 - 1e-6)
 
 
-class DigitsRealNVP(RealNVP):
+class ImageFlow(CouplingFlow):
     """RealNVP on dequantised digits: y = (x + u) / 17, v = logit(a + (1 - 2a) y), flow on v in R^64."""
 
-    nll_bound = "dequantized"
-    digits = True
+    bound = Bound.DEQUANTIZED
 
-    def log_prob(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def __init__(self, config: FlowConfig) -> None:
+        super().__init__(config, gdata.DIGIT_DIMS)
+
+    def log_likelihood(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """x int (B, 1, 8, 8) -> a one-draw estimate (B,) of the bound log P(x) >= E_u[log p_Y(y)] - 64 log 17,
         y = (x + u) / 17, u ~ U[0, 1)^64, in nats of the discrete space."""
-        self._check(x)
+        gdata.check_digits(x)
         y = gdata.dequantize(x, generator).flatten(1)  # (B, 64)
         v, logdet = to_logit(y, self.config.logit_alpha)
         log_py = self.log_prob_continuous(v) + logdet  # log p_Y(y) = log p_V(v) + log|dv/dy|
-        return -metrics.dequantized_nll(-log_py, dims=gdata.DIGIT_DIMS, levels=gdata.DIGIT_LEVELS)
+        return -dequantized_nll(-log_py, dims=gdata.DIGIT_DIMS, levels=gdata.DIGIT_LEVELS)
     # --8<-- [end:digits]
 
-    def _check(self, x: Tensor) -> None:
-        if x.ndim != 4 or tuple(x.shape[1:]) != gdata.DIGIT_SHAPE or x.dtype.is_floating_point:
-            raise ValueError(f"expected integer x of shape (B, 1, 8, 8), got {x.dtype} {tuple(x.shape)}")
+    @evaluating
+    def log_prob(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The dequantised bound of ``log_likelihood`` in eval mode; ``generator`` draws u."""
+        return self.log_likelihood(x, generator)
 
+    @evaluating
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
         """Digits int64 (n, 1, 8, 8): v = f^{-1}(T z), y = (sigmoid(v) - a) / (1 - 2a), x = quantize(y)."""
-        v = super().sample(n, temperature, generator)  # (n, 64)
+        v = self.base_sample(n, temperature, generator)  # (n, 64)
         return gdata.quantize(from_logit(v, self.config.logit_alpha)).view(n, *gdata.DIGIT_SHAPE)
 
 
-def build(data: str, /, **overrides: object) -> RealNVP:
-    """A flow for "digits" (:class:`DigitsRealNVP`) or a 2-D toy (:class:`RealNVP`), defaults + ``overrides``.
+config_for = FlowConfig.for_data
 
-    Digits default to affine couplings (RealNVP) with 8 layers of width 256.
-    """
-    if data == "digits":  # RealNVP proper: affine couplings, wider and deeper for 64 dimensions
-        overrides = {"coupling": "affine", "layers": 8, "hidden": 256, **overrides}
-    cls = DigitsRealNVP if data == "digits" else RealNVP
-    return cls(make_config(FlowConfig, data, overrides))
+
+def build(data: str, /, **overrides: object) -> CouplingFlow:
+    """A flow for "digits" (:class:`ImageFlow`, affine couplings, 8 layers of width 256) or a 2-D toy
+    (:class:`PointFlow`, spline couplings), the config's defaults for ``data`` replaced by ``overrides``."""
+    config = config_for(data, **overrides)
+    return ImageFlow(config) if config.image else PointFlow(config)

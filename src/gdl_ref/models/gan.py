@@ -32,16 +32,18 @@ NeurIPS 2017; Foster, *Generative Deep Learning*, 2nd ed. (2023), chapter 4.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gdl_ref.data import quantize, signed_view
-from gdl_ref.models.registry import make_config
+from gdl_ref import data as gdata
+from gdl_ref.likelihood import evaluating
+from gdl_ref.models.registry import FamilyConfig
+from gdl_ref.models.spaces import Points, SignedImages
 
-__all__ = ["GANConfig", "GAN", "gradient_penalty", "build", "OBJECTIVES"]
+__all__ = ["GANConfig", "GAN", "ImageGAN", "PointGAN", "gradient_penalty", "config_for", "build", "OBJECTIVES"]
 
 OBJECTIVES = ("dcgan", "wgan-gp")
 # The papers' optimiser settings: Radford et al. 2016 (DCGAN), Gulrajani et al. 2017, Algorithm 1.
@@ -53,10 +55,9 @@ N_CLASSES = 10
 
 
 @dataclass
-class GANConfig:
+class GANConfig(FamilyConfig):
     """Settings of a GAN. ``None`` in n_critic, lr, betas means the paper's value for ``objective``."""
 
-    data: str = "digits"  # "digits" or a toy name from gdl_ref.data.TOY_NAMES
     objective: str = "wgan-gp"  # "dcgan" (non-saturating loss) or "wgan-gp" (Wasserstein + gradient penalty)
     conditional: bool = False  # class label in, digit of that class out (digits only)
     z_dim: int = 32  # noise dimension (toys: 2)
@@ -75,6 +76,12 @@ class GANConfig:
         self.betas = (float(self.betas[0]), float(self.betas[1]))  # a list from JSON -> tuple
         if self.n_critic < 1:
             raise ValueError(f"n_critic must be >= 1, got {self.n_critic}")
+
+    @classmethod
+    def defaults(cls, data: str) -> dict[str, Any]:
+        """Toys: 2-D noise as in Gulrajani et al.'s toy script (gan_toy.py), which also uses a penalty weight of
+        0.1 ("smaller lambda seems to help for toy tasks specifically"); their width of 512 is cut to 64."""
+        return {} if data == "digits" else {"width": 64, "z_dim": 2, "gp_lambda": 0.1}
 
 
 # --8<-- [start:networks]
@@ -95,11 +102,11 @@ class _ConvGenerator(nn.Module):
 
 
 class _ConvCritic(nn.Module):
-    """image (B, 1, 8, 8) -> features phi(x) (B, 4w): strided convs, LeakyReLU, no batch norm."""
+    """image (B, 1, 8, 8) -> features phi(x) (B, 8w): strided convs, LeakyReLU, no batch norm."""
 
     def __init__(self, w: int) -> None:
         super().__init__()
-        self.out_features = 2 * w * 2 * 2
+        self.out_features = 2 * w * 2 * 2  # 2w channels on 2 x 2
         self.net = nn.Sequential(
             nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2),  # (B, w, 4, 4)
             nn.Conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2),  # (B, 2w, 2, 2)
@@ -136,29 +143,22 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
 class GAN(nn.Module):
     """A generator and a critic, trained by ``fit`` through ``configure_optimizers`` + ``training_step``.
 
+    A subclass builds ``generator``, ``features`` and ``head`` and says how data enters the critic (``prepare``)
+    and how the generator's output becomes a sample (``to_data``).
+
     ``loss(x)`` (used by ``fit`` for validation) is the critic's loss on a real batch against as many
     fresh generated samples, without the penalty: for WGAN-GP, E[D(G(z))] - E[D(x)], the negative of the
     critic's Wasserstein estimate; for DCGAN, the discriminator's cross-entropy
     -E[log sigma(D(x))] - E[log(1 - sigma(D(G(z))))] in nats.
     """
 
-    def __init__(self, config: GANConfig) -> None:
+    def __init__(self, config: GANConfig, generator: nn.Module, features: nn.Module, n_features: int) -> None:
         super().__init__()
         self.config = config
-        c = config
-        self.image = c.data == "digits"
-        if c.conditional and not self.image:
-            raise ValueError("conditional=True needs labels: only data='digits' has them")
-        z_in = c.z_dim + (N_CLASSES if c.conditional else 0)
-        if self.image:
-            self.generator = _ConvGenerator(z_in, c.width)
-            self.features = _ConvCritic(c.width)
-            self.head = nn.Linear(self.features.out_features, 1)
-        else:
-            self.generator = _mlp(z_in, c.width, 2, nn.ReLU)
-            self.features = _mlp(2, c.width, c.width, lambda: nn.LeakyReLU(0.2))[:-1]  # (B, w)
-            self.head = nn.Linear(c.width, 1)
-        self.embed = nn.Embedding(N_CLASSES, self.head.in_features) if c.conditional else None
+        self.generator = generator  # (B, z_dim [+ 10]) -> a sample in the critic's space
+        self.features = features  # a sample -> phi(x), (B, n_features)
+        self.head = nn.Linear(n_features, 1)
+        self.embed = nn.Embedding(N_CLASSES, n_features) if config.conditional else None
         self._last_g = float("nan")  # most recent generator loss, reported between generator steps
 
     # ----------------------------------------------------------------------------------------- io
@@ -178,8 +178,12 @@ class GAN(nn.Module):
         return y
 
     def prepare(self, x: Tensor) -> Tensor:
-        """Real data as the critic sees it: digits (B, 1, 8, 8) levels -> dequantised, in [-1, 1); toys as floats."""
-        return signed_view(x, self.image)
+        """Real data as the critic sees it."""
+        raise NotImplementedError
+
+    def to_data(self, out: Tensor) -> Tensor:
+        """The generator's output as a sample of the data."""
+        raise NotImplementedError
 
     # --8<-- [start:game]
     def critic(self, x: Tensor, y: Tensor | None = None) -> Tensor:
@@ -277,6 +281,7 @@ class GAN(nn.Module):
         """The critic's loss on x without the penalty (see the class docstring); a scalar."""
         return self.critic_loss(self.prepare(x), self._labels(y, x.shape[0]), penalty=False)[0]
 
+    @evaluating
     @torch.no_grad()
     def sample(self, n: int, y: Tensor | int | None = None) -> Tensor:
         """n samples: int64 levels (n, 1, 8, 8) in 0..16 on digits, float (n, 2) on toys.
@@ -285,23 +290,34 @@ class GAN(nn.Module):
         """
         if self.config.conditional and y is None:
             y = torch.arange(n) % N_CLASSES
-        y = self._labels(y, n)
-        was_training = self.training
-        self.eval()
-        try:
-            out = self.generate(n, y)
-        finally:
-            self.train(was_training)
-        return quantize((out + 1) / 2) if self.image else out  # [-1, 1] -> [0, 1] -> levels
+        return self.to_data(self.generate(n, self._labels(y, n)))
 
 
-# Per-data defaults that differ from GANConfig's (which are the digits ones): 2-D noise as in Gulrajani et
-# al.'s toy script (gan_toy.py), which also uses a penalty weight of 0.1 ("smaller lambda seems to help for
-# toy tasks specifically"); their width of 512 is cut to 64 for a CPU.
-_TOY_DEFAULTS = dict(width=64, z_dim=2, gp_lambda=0.1)
+class ImageGAN(SignedImages, GAN):
+    """DCGAN-style conv generator and critic on digits: dequantised images in [-1, 1), samples quantised back."""
+
+    def __init__(self, config: GANConfig) -> None:
+        critic = _ConvCritic(config.width)
+        super().__init__(config, _ConvGenerator(config.z_dim + (N_CLASSES if config.conditional else 0),
+                                                config.width), critic, critic.out_features)
+
+
+class PointGAN(Points, GAN):
+    """MLP generator and critic on 2-D points (Gulrajani et al.'s toy networks); no labels."""
+
+    def __init__(self, config: GANConfig) -> None:
+        if config.conditional:
+            raise ValueError("conditional=True needs labels: only data='digits' has them")
+        w = config.width
+        super().__init__(config, _mlp(config.z_dim, w, 2, nn.ReLU),
+                         _mlp(2, w, w, lambda: nn.LeakyReLU(0.2))[:-1], w)  # features (B, w)
+
+
+config_for = GANConfig.for_data
 
 
 def build(data: str, /, **overrides: object) -> GAN:
-    """A GAN for ``data`` ("digits" or a toy name) with the config's defaults, overridden by ``overrides``."""
-    settings = dict(_TOY_DEFAULTS) if data != "digits" else {}
-    return GAN(make_config(GANConfig, data, {**settings, **overrides}))
+    """A GAN for "digits" (:class:`ImageGAN`) or a 2-D toy (:class:`PointGAN`), the config's defaults for
+    ``data`` replaced by ``overrides``."""
+    config = config_for(data, **overrides)
+    return ImageGAN(config) if config.image else PointGAN(config)

@@ -1,7 +1,9 @@
-"""The registry of model families: a family name -> the module that builds its models.
+"""The registry of model families: a family name -> the module that builds its models, and the contract it meets.
 
-Each family module exposes ``build(data: str, **overrides) -> nn.Module``; this registry imports it only
-when asked, so ``gdl-ref --help`` and checkpoint loading pay for one family at a time. The six families
+A family module exposes ``config_for(data: str, **overrides)``, a :class:`FamilyConfig` whose ``for_data`` holds
+every per-data default and whose ``recipe()`` holds how ``fit`` trains it, and ``build(data: str, **overrides)
+-> nn.Module``. This registry imports a module only when asked, so ``gdl-ref --help`` and checkpoint loading pay
+for one family at a time; ``register`` adds a family without editing this file. The six families
 are those of Part II of Foster, *Generative Deep Learning*, 2nd ed. (2023): variational autoencoders,
 GANs, autoregressive models, normalizing flows, energy-based models and diffusion models.
 """
@@ -11,13 +13,13 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from torch import nn
 
 from gdl_ref.data import TOY_NAMES
 
-__all__ = ["FAMILIES", "names", "module", "build", "family_of", "datasets", "make_config", "recipe"]
+__all__ = ["FAMILIES", "FamilyConfig", "names", "module", "register", "build", "family_of", "datasets", "recipe"]
 
 FAMILIES: dict[str, str] = {
     "autoregressive": "gdl_ref.models.autoregressive",
@@ -27,6 +29,13 @@ FAMILIES: dict[str, str] = {
     "gan": "gdl_ref.models.gan",
     "ebm": "gdl_ref.models.ebm",
 }
+
+
+def register(family: str, module_path: str) -> None:
+    """Add a family: ``module_path`` names a module with ``config_for`` and ``build``; ValueError if taken."""
+    if family in FAMILIES and FAMILIES[family] != module_path:
+        raise ValueError(f"family {family!r} is already registered to {FAMILIES[family]}")
+    FAMILIES[family] = module_path
 
 
 def names() -> tuple[str, ...]:
@@ -79,34 +88,59 @@ def family_of(model: nn.Module) -> str | None:
 
 
 def recipe(family: str, data: str) -> dict[str, Any]:
-    """The ``fit`` keyword arguments a family trains with on ``data`` (batch size, learning rate, EMA, ...).
-
-    A family module may define ``RECIPES = {"digits": {...}, "toys": {...}}``; the entry for ``data``
-    ("toys" for every 2-D toy) is laid over ``fit``'s own defaults of batch size and learning rate.
-    Budgets are not part of a recipe.
-    """
+    """The ``fit`` keyword arguments a family trains with on ``data`` (batch size, learning rate, EMA, ...):
+    the config's ``recipe()`` laid over ``fit``'s own defaults of batch size and learning rate.
+    Budgets are not part of a recipe."""
     import inspect
 
     from gdl_ref.train import fit  # late: train imports checkpoint, which imports this module
 
     defaults = {k: inspect.signature(fit).parameters[k].default for k in ("batch_size", "lr")}
-    recipes = getattr(module(family), "RECIPES", {})
-    return {**defaults, **recipes.get("digits" if data == "digits" else "toys", {})}
+    config_for = getattr(module(family), "config_for", None)  # a family without one trains with fit's defaults
+    return {**defaults, **(config_for(data).recipe() if config_for is not None else {})}
 
 
-def make_config(cfg_cls: type[Any], data: str, overrides: dict[str, Any],
-                valid: tuple[str, ...] = ("digits", *TOY_NAMES)) -> Any:
-    """``cfg_cls(data=data, **overrides)`` for a family's ``build(data, **overrides)``, with the contract's errors.
+Config = TypeVar("Config", bound="FamilyConfig")
 
-    ValueError for an unknown data name (listing the valid ones) or a ``data`` override that contradicts
-    ``data``; TypeError naming the unknown fields. ``overrides`` may hold ``data`` (``asdict(model.config)``).
+
+@dataclasses.dataclass
+class FamilyConfig:
+    """What every family's config shares: the data set it is built for, its per-data defaults, its recipe.
+
+    A family subclasses it as a dataclass with commented defaults (those of digits), overrides ``defaults``
+    with what differs on the 2-D toys, and ``recipe`` with how ``fit`` trains it.
     """
-    if data not in valid:
-        raise ValueError(f"unknown data {data!r}; valid: {', '.join(valid)}")
-    fields = {f.name for f in dataclasses.fields(cfg_cls)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise TypeError(f"unknown {cfg_cls.__name__} field(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
-    if overrides.get("data", data) != data:
-        raise ValueError(f"override data={overrides['data']!r} contradicts data={data!r}")
-    return cfg_cls(**{**overrides, "data": data})
+
+    data: str = "digits"  # "digits" or a 2-D toy name (gdl_ref.data.TOY_NAMES)
+    DATA: ClassVar[tuple[str, ...]] = ("digits", *TOY_NAMES)  # the data sets the family builds for
+
+    @classmethod
+    def defaults(cls, data: str) -> dict[str, Any]:
+        """Field values that differ from the dataclass defaults when the model is built for ``data``."""
+        return {}
+
+    @classmethod
+    def for_data(cls: type[Config], data: str, /, **overrides: Any) -> Config:
+        """The config for ``data``: dataclass defaults, then ``defaults(data)``, then ``overrides``.
+
+        ValueError for an unknown data name (listing the valid ones) or a ``data`` override that contradicts
+        ``data``; TypeError naming unknown fields. ``overrides`` may hold ``data`` (``asdict(model.config)``).
+        """
+        if data not in cls.DATA:
+            raise ValueError(f"unknown data {data!r}; valid: {', '.join(cls.DATA)}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise TypeError(f"unknown {cls.__name__} field(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
+        if overrides.get("data", data) != data:
+            raise ValueError(f"override data={overrides['data']!r} contradicts data={data!r}")
+        return cls(**{**cls.defaults(data), **overrides, "data": data})
+
+    @property
+    def image(self) -> bool:
+        """Whether the config is for the digit images (else for 2-D points)."""
+        return self.data == "digits"
+
+    def recipe(self) -> dict[str, Any]:
+        """``fit`` keyword arguments for this model (batch size, learning rate, EMA, early stopping)."""
+        return {}

@@ -25,35 +25,42 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gdl_ref import data as gdata
-from gdl_ref.models.registry import make_config
+from gdl_ref.likelihood import Bound, DensityModule, discretised_logistic_log_prob, evaluating, log_normal
+from gdl_ref.models.registry import FamilyConfig
+
+__all__ = ["VAEConfig", "VAE", "ImageVAE", "PointVAE", "gaussian_kl", "log_normal", "reparameterise", "log_weights",
+           "iwae_bound", "discretised_logistic_log_prob", "config_for", "build"]
 
 LIKELIHOODS = ("categorical", "logistic")
 
 
-# How fit trains this family (gdl_ref.models.registry.recipe; `gdl-ref train` and `gdl-ref bench` use it):
-# an EMA of the weights is what gets evaluated and sampled, and early stopping on the val split keeps the best
-# (1,000 digits overfit after a few thousand steps). Weight decay is the config's (configure_optimizers).
-RECIPES: dict[str, dict[str, object]] = {
-    "digits": {"batch_size": 64, "lr": 1e-3, "ema_decay": 0.998, "eval_every": 250, "patience": 8},
-    "toys": {"batch_size": 256, "lr": 1e-3, "ema_decay": 0.998},
-}
-
-
 @dataclass
-class VAEConfig:
-    data: str = "digits"  # "digits" or a 2-D toy name (gdl_ref.data.TOY_NAMES)
+class VAEConfig(FamilyConfig):
     latent_dim: int = 16  # size of z (digits); 2 makes a latent map possible; toys use 2 by default
     hidden: int = 16  # conv channels (digits) / MLP width (toys)
     likelihood: str = "categorical"  # digits decoder: "categorical" (17 logits a pixel) or "logistic"
     beta: float = 1.0  # weight of the KL term in the loss (beta-VAE); 1.0 is the ELBO
     weight_decay: float = 0.5  # AdamW's decoupled weight decay (see configure_optimizers): 1,000 digits overfit fast
     iwae_k: int = 1000  # importance samples for log_prob (the reported test-NLL bound)
+
+    @classmethod
+    def defaults(cls, data: str) -> dict[str, Any]:
+        """Toys: a 2-D latent, wider MLPs, no weight decay (100,000 points do not overfit)."""
+        return {} if data == "digits" else {"latent_dim": 2, "hidden": 128, "weight_decay": 0.0}
+
+    def recipe(self) -> dict[str, Any]:
+        """An EMA of the weights is evaluated and sampled; on digits, early stopping on the val split keeps the
+        best (1,000 digits overfit after a few thousand steps). Weight decay is the config's (configure_optimizers)."""
+        if self.data == "digits":
+            return {"batch_size": 64, "lr": 1e-3, "ema_decay": 0.998, "eval_every": 250, "patience": 8}
+        return {"batch_size": 256, "lr": 1e-3, "ema_decay": 0.998}
 
 
 # --8<-- [start:kl]
@@ -66,12 +73,6 @@ def gaussian_kl(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor | float = 0.0,
     kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1.0)
     return kl.sum(-1)
 # --8<-- [end:kl]
-
-
-def log_normal(z: Tensor, mu: Tensor | float = 0.0, logvar: Tensor | float = 0.0) -> Tensor:
-    """log N(z; mu, diag exp(logvar)), summed over the last dimension."""
-    logvar = torch.as_tensor(logvar, dtype=z.dtype)
-    return (-0.5 * (math.log(2 * math.pi) + logvar + (z - mu) ** 2 / logvar.exp())).sum(-1)
 
 
 # --8<-- [start:reparameterise]
@@ -104,94 +105,40 @@ def iwae_bound(log_lik: Callable[[Tensor], Tensor], mu: Tensor, logvar: Tensor, 
 # --8<-- [end:iwae]
 
 
-# --8<-- [start:logistic]
-def discretised_logistic_log_prob(x: Tensor, mean: Tensor, log_scale: Tensor, levels: int) -> Tensor:
-    """log P(x) of integer levels 0..levels-1 under a logistic binned on [-1, 1] (edges open at the ends).
+class VAE(DensityModule):
+    """What every Gaussian-latent VAE shares: the ELBO, the IWAE bound, sampling through the prior.
 
-    P(x) = sigmoid((c + h - mean) / s) - sigmoid((c - h - mean) / s), c the level's centre, h half a bin.
+    A subclass supplies ``encoder`` (inputs -> (B, 2D)), ``decoder``, ``inputs(x)`` (data as the encoder
+    sees it, checked), ``log_lik(x, z)`` and ``decode(z, mode)``.
     """
-    c = 2 * x.to(mean.dtype) / (levels - 1) - 1  # level centre in [-1, 1]
-    h = 1.0 / (levels - 1)  # half a bin
-    inv_s = torch.exp(-log_scale)
-    cdf_hi = torch.sigmoid((c + h - mean) * inv_s)
-    cdf_lo = torch.sigmoid((c - h - mean) * inv_s)
-    log_hi = F.logsigmoid((c + h - mean) * inv_s)  # log CDF(upper edge): the first bin reaches -inf
-    log_lo = F.logsigmoid(-(c - h - mean) * inv_s)  # log (1 - CDF(lower edge)): the last bin reaches +inf
-    mid = torch.log((cdf_hi - cdf_lo).clamp_min(1e-12))
-    return torch.where(x == 0, log_hi, torch.where(x == levels - 1, log_lo, mid))
-# --8<-- [end:logistic]
 
-
-def _check_digits(x: Tensor) -> None:
-    if x.dim() != 4 or tuple(x.shape[1:]) != gdata.DIGIT_SHAPE:
-        raise ValueError(f"expected x of shape (B, 1, 8, 8), got {tuple(x.shape)}")
-
-
-class VAE(nn.Module):
-    """Gaussian-latent VAE: conv encoder/decoder on digits, MLPs on 2-D toys."""
-
-    nll_bound = "iwae"
+    bound = Bound.IWAE
+    encoder: nn.Module
+    decoder: nn.Module
 
     def __init__(self, config: VAEConfig) -> None:
         super().__init__()
         self.config = config
-        c, d = config.hidden, config.latent_dim
-        self.image = config.data == "digits"
-        if self.image:
-            if config.likelihood not in LIKELIHOODS:
-                raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {config.likelihood!r}")
-            out = gdata.DIGIT_LEVELS if config.likelihood == "categorical" else 2
-            self.encoder = nn.Sequential(  # (B, 1, 8, 8) -> (B, 2D)
-                nn.Conv2d(1, c, 3, padding=1), nn.SiLU(),  # (B, c, 8, 8)
-                nn.Conv2d(c, 2 * c, 4, stride=2, padding=1), nn.SiLU(),  # (B, 2c, 4, 4)
-                nn.Flatten(), nn.Linear(2 * c * 16, 4 * c), nn.SiLU(),  # (B, 4c)
-                nn.Linear(4 * c, 2 * d),  # (B, 2D): mu and log sigma^2
-            )
-            self.decoder = nn.Sequential(  # (B, D) -> (B, out, 8, 8)
-                nn.Linear(d, 4 * c), nn.SiLU(),
-                nn.Linear(4 * c, 2 * c * 16), nn.SiLU(), nn.Unflatten(1, (2 * c, 4, 4)),  # (B, 2c, 4, 4)
-                nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1), nn.SiLU(),  # (B, c, 8, 8)
-                nn.Conv2d(c, c, 3, padding=1), nn.SiLU(),
-                nn.Conv2d(c, out, 1),  # (B, out, 8, 8): 17 logits, or (mean, log scale)
-            )
-        else:
-            self.encoder = nn.Sequential(nn.Linear(2, c), nn.SiLU(), nn.Linear(c, c), nn.SiLU(),
-                                         nn.Linear(c, 2 * d))
-            self.decoder = nn.Sequential(nn.Linear(d, c), nn.SiLU(), nn.Linear(c, c), nn.SiLU(),
-                                         nn.Linear(c, 2))
-            self.log_sigma = nn.Parameter(torch.full((2,), -2.0))  # decoder noise of p(x | z) = N(f(z), sigma^2)
 
-    def _check(self, x: Tensor) -> None:
-        if self.image:
-            _check_digits(x)
-        elif x.dim() != 2 or x.shape[1] != 2:
-            raise ValueError(f"expected x of shape (B, 2), got {tuple(x.shape)}")
+    def inputs(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
 
-    def _inputs(self, x: Tensor) -> Tensor:
-        """Encoder input: digits as floats in [-1, 1]."""
-        return 2 * x.float() / (gdata.DIGIT_LEVELS - 1) - 1 if self.image else x
+    def log_lik(self, x: Tensor, z: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def decode(self, z: Tensor, mode: str = "sample", generator: torch.Generator | None = None) -> Tensor:
+        raise NotImplementedError
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """q(z | x) = N(mu, diag exp(logvar)): returns mu, logvar, each (B, D)."""
-        self._check(x)
-        mu, logvar = self.encoder(self._inputs(x)).chunk(2, dim=-1)
+        mu, logvar = self.encoder(self.inputs(x)).chunk(2, dim=-1)
         return mu, logvar.clamp(-12.0, 8.0)
 
-    # --8<-- [start:likelihood]
-    def log_lik(self, x: Tensor, z: Tensor) -> Tensor:
-        """log p(x | z) in nats: x (B, ...), z (..., B, D) -> (..., B)."""
-        lead = z.shape[:-1]  # (..., B)
-        out = self.decoder(z.reshape(-1, z.shape[-1]))  # (N, out, 8, 8) or (N, 2)
-        xs = x.expand(*lead[:-1], *x.shape).reshape(-1, *x.shape[1:])  # x repeated for each sample
-        if not self.image:  # Gaussian decoder: log N(x; f(z), sigma^2)
-            lp = log_normal(xs, out, 2 * self.log_sigma)
-        elif self.config.likelihood == "categorical":  # log p(x|z) = sum_pixels log softmax(logits)[x]
-            lp = -F.cross_entropy(out, xs[:, 0], reduction="none").flatten(1).sum(1)
-        else:  # discretised logistic over the 17 levels
-            mean, log_scale = out[:, :1].tanh(), out[:, 1:].clamp(-7.0, 3.0)
-            lp = discretised_logistic_log_prob(xs, mean, log_scale, gdata.DIGIT_LEVELS).flatten(1).sum(1)
-        return lp.reshape(lead)
-    # --8<-- [end:likelihood]
+    def _decoded(self, x: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+        """The decoder's output for z (..., B, D) flattened to (N, ...), and x repeated to match (N, ...)."""
+        out = self.decoder(z.reshape(-1, z.shape[-1]))  # (N, ...)
+        xs = x.expand(*z.shape[:-2], *x.shape).reshape(-1, *x.shape[1:])  # x repeated for each sample
+        return out, xs
 
     # --8<-- [start:elbo]
     def elbo(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -220,49 +167,128 @@ class VAE(nn.Module):
                  for i in range(0, k, chunk)]
         return torch.logsumexp(torch.cat(parts), 0) - math.log(k)  # (B,)
 
+    def log_likelihood(self, x: Tensor) -> Tensor:
+        """The one-sample ELBO, (B,): a lower bound on log p(x) (``log_prob`` gives the tighter IWAE-k)."""
+        return self.elbo(x)["elbo"]
+
+    @evaluating
     @torch.no_grad()
     def log_prob(self, x: Tensor, k: int | None = None, generator: torch.Generator | None = None) -> Tensor:
         """IWAE-k lower bound on log p(x) in nats (k = config.iwae_k by default), (B,)."""
         return self.iwae(x, k or self.config.iwae_k, generator)
 
+    @evaluating
     @torch.no_grad()
-    def decode(self, z: Tensor, mode: str = "sample", generator: torch.Generator | None = None) -> Tensor:
-        """x ~ p(x | z) ("sample") or its most likely value ("mode"): digits int64 (N, 1, 8, 8), toys (N, 2)."""
+    def sample(self, n: int, mode: str = "sample", generator: torch.Generator | None = None) -> Tensor:
+        """n draws of x: z ~ N(0, I), x ~ p(x | z)."""
         if mode not in ("sample", "mode"):
             raise ValueError(f"mode must be 'sample' or 'mode', got {mode!r}")
+        p = next(self.parameters())
+        z = torch.randn(n, self.config.latent_dim, generator=generator).to(p)
+        return self.decode(z, mode, generator)
+
+    @evaluating
+    @torch.no_grad()
+    def interpolate(self, x_a: Tensor, x_b: Tensor, steps: int = 8, mode: str = "mode") -> Tensor:
+        """Decodes the straight line between the posterior means of two inputs (steps, ...)."""
+        mu, _ = self.encode(torch.stack([x_a, x_b]))
+        w = torch.linspace(0, 1, steps, device=mu.device).unsqueeze(1)
+        return self.decode((1 - w) * mu[0] + w * mu[1], mode)
+
+
+class ImageVAE(VAE):
+    """Conv encoder and decoder on digits; the decoder gives each pixel a categorical over the 17 levels, or a
+    discretised logistic."""
+
+    def __init__(self, config: VAEConfig) -> None:
+        super().__init__(config)
+        if config.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {config.likelihood!r}")
+        c, d = config.hidden, config.latent_dim
+        out = gdata.DIGIT_LEVELS if config.likelihood == "categorical" else 2
+        self.encoder = nn.Sequential(  # (B, 1, 8, 8) -> (B, 2D)
+            nn.Conv2d(1, c, 3, padding=1), nn.SiLU(),  # (B, c, 8, 8)
+            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1), nn.SiLU(),  # (B, 2c, 4, 4)
+            nn.Flatten(), nn.Linear(2 * c * 16, 4 * c), nn.SiLU(),  # (B, 4c)
+            nn.Linear(4 * c, 2 * d),  # (B, 2D): mu and log sigma^2
+        )
+        self.decoder = nn.Sequential(  # (B, D) -> (B, out, 8, 8)
+            nn.Linear(d, 4 * c), nn.SiLU(),
+            nn.Linear(4 * c, 2 * c * 16), nn.SiLU(), nn.Unflatten(1, (2 * c, 4, 4)),  # (B, 2c, 4, 4)
+            nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1), nn.SiLU(),  # (B, c, 8, 8)
+            nn.Conv2d(c, c, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(c, out, 1),  # (B, out, 8, 8): 17 logits, or (mean, log scale)
+        )
+
+    def inputs(self, x: Tensor) -> Tensor:
+        """Digits (B, 1, 8, 8) as the bin centres in [-1, 1]."""
+        gdata.check_digits(x)
+        return gdata.levels_to_signed(x)
+
+    @staticmethod
+    def _logistic(out: Tensor) -> tuple[Tensor, Tensor]:
+        """The logistic decoder's mean in (-1, 1) and log scale, each (N, 1, 8, 8)."""
+        return out[:, :1].tanh(), out[:, 1:].clamp(-7.0, 3.0)
+
+    # --8<-- [start:likelihood]
+    def log_lik(self, x: Tensor, z: Tensor) -> Tensor:
+        """log p(x | z) in nats: x (B, 1, 8, 8), z (..., B, D) -> (..., B)."""
+        out, xs = self._decoded(x, z)  # (N, out, 8, 8), (N, 1, 8, 8)
+        if self.config.likelihood == "categorical":  # log p(x|z) = sum_pixels log softmax(logits)[x]
+            lp = -F.cross_entropy(out, xs[:, 0], reduction="none").flatten(1).sum(1)
+        else:  # discretised logistic over the 17 levels
+            mean, log_scale = self._logistic(out)
+            lp = discretised_logistic_log_prob(xs, mean, log_scale, gdata.DIGIT_LEVELS).flatten(1).sum(1)
+        return lp.reshape(z.shape[:-1])
+    # --8<-- [end:likelihood]
+
+    def decode(self, z: Tensor, mode: str = "sample", generator: torch.Generator | None = None) -> Tensor:
+        """x ~ p(x | z) ("sample") or its most likely value ("mode"): int64 levels (N, 1, 8, 8)."""
         out = self.decoder(z)
-        if not self.image:
-            noise = torch.randn(out.shape, generator=generator).to(out) if mode == "sample" else 0.0
-            return out + self.log_sigma.exp() * noise
         if self.config.likelihood == "categorical":
             logits = out.permute(0, 2, 3, 1)  # (N, 8, 8, 17)
             if mode == "mode":
                 return logits.argmax(-1).unsqueeze(1)
             u = torch.rand(logits.shape, generator=generator).to(logits).clamp_min(1e-20)
             return (logits - (-u.log()).log()).argmax(-1).unsqueeze(1)  # Gumbel-max sample, (N, 1, 8, 8)
-        mean, log_scale = out[:, :1].tanh(), out[:, 1:].clamp(-7.0, 3.0)
+        mean, log_scale = self._logistic(out)
         if mode == "sample":  # inverse-CDF sample of the logistic
             u = torch.rand(mean.shape, generator=generator).to(mean).clamp(1e-5, 1 - 1e-5)
             mean = mean + log_scale.exp() * (u.log() - (1 - u).log())
-        levels = gdata.DIGIT_LEVELS - 1
-        return ((mean + 1) * levels / 2).round().clamp(0, levels).long()
+        return gdata.signed_to_levels(mean)
 
-    @torch.no_grad()
-    def sample(self, n: int, mode: str = "sample", generator: torch.Generator | None = None) -> Tensor:
-        """n draws of x: z ~ N(0, I), x ~ p(x | z)."""
-        p = next(self.parameters())
-        z = torch.randn(n, self.config.latent_dim, generator=generator).to(p)
-        return self.decode(z, mode, generator)
 
-    @torch.no_grad()
-    def interpolate(self, x_a: Tensor, x_b: Tensor, steps: int = 8, mode: str = "mode") -> Tensor:
-        """Decodes the straight line between the posterior means of two inputs (steps, ...)."""
-        mu, _ = self.encode(torch.stack([x_a, x_b]))
-        w = torch.linspace(0, 1, steps).unsqueeze(1)
-        return self.decode((1 - w) * mu[0] + w * mu[1], mode)
+class PointVAE(VAE):
+    """MLP encoder and decoder on 2-D points; p(x | z) = N(f(z), diag sigma^2) with a learned sigma."""
+
+    def __init__(self, config: VAEConfig) -> None:
+        super().__init__(config)
+        c, d = config.hidden, config.latent_dim
+        self.encoder = nn.Sequential(nn.Linear(2, c), nn.SiLU(), nn.Linear(c, c), nn.SiLU(), nn.Linear(c, 2 * d))
+        self.decoder = nn.Sequential(nn.Linear(d, c), nn.SiLU(), nn.Linear(c, c), nn.SiLU(), nn.Linear(c, 2))
+        self.log_sigma = nn.Parameter(torch.full((2,), -2.0))  # decoder noise of p(x | z) = N(f(z), sigma^2)
+
+    def inputs(self, x: Tensor) -> Tensor:
+        gdata.check_points(x)
+        return x
+
+    def log_lik(self, x: Tensor, z: Tensor) -> Tensor:
+        """log N(x; f(z), sigma^2) in nats: x (B, 2), z (..., B, D) -> (..., B)."""
+        out, xs = self._decoded(x, z)  # (N, 2) each
+        return log_normal(xs, out, 2 * self.log_sigma).reshape(z.shape[:-1])
+
+    def decode(self, z: Tensor, mode: str = "sample", generator: torch.Generator | None = None) -> Tensor:
+        """x ~ N(f(z), sigma^2) ("sample") or f(z) ("mode"), (N, 2)."""
+        out = self.decoder(z)
+        noise = torch.randn(out.shape, generator=generator).to(out) if mode == "sample" else 0.0
+        return out + self.log_sigma.exp() * noise
+
+
+config_for = VAEConfig.for_data
 
 
 def build(data: str = "digits", /, **overrides: object) -> VAE:
-    """A VAE for "digits" or a 2-D toy, with the config's defaults replaced by ``overrides``."""
-    defaults: dict[str, object] = {} if data == "digits" else {"latent_dim": 2, "hidden": 128, "weight_decay": 0.0}
-    return VAE(make_config(VAEConfig, data, {**defaults, **overrides}))
+    """A VAE for "digits" (:class:`ImageVAE`) or a 2-D toy (:class:`PointVAE`), the config's defaults for
+    ``data`` replaced by ``overrides``."""
+    config = config_for(data, **overrides)
+    return ImageVAE(config) if config.image else PointVAE(config)
