@@ -75,6 +75,8 @@ def test_card_downloads_are_generated(any_site: SiteBuild) -> None:
     assert deck.is_file() and zipfile.is_zipfile(deck), "the Anki deck is a zip archive"
     assert "collection.anki2" in zipfile.ZipFile(deck).namelist()
     assert csv.is_file() and csv.read_text(encoding="utf-8").count("\n") > 17
+    crowdanki = any_site.site_dir / "downloads/gdl-ref-crowdanki.zip"
+    assert zipfile.is_zipfile(crowdanki) and any(n.endswith("deck.json") for n in zipfile.ZipFile(crowdanki).namelist())
 
 
 def test_every_family_page_offers_its_runnable_blocks_as_a_notebook(any_site: SiteBuild) -> None:

@@ -278,8 +278,11 @@ def test_the_build_step_leaves_no_temporary_folder(tmp_path: Path, monkeypatch: 
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    root = _project(tmp_path, "# Home\n\nNo cards.\n")
+    root = _project(tmp_path, "# Probe\n\n## A probe card {#probe-card}\n\nA page needs a card for a deck.\n\n"
+                              '??? question "What does the build step leave behind?"\n\n'
+                              "    Its downloads, and no temporary folder.\n")
     done = prepare(root, quiet=True)
-    assert (root / "docs/downloads/gdl-ref.apkg").is_file() and (root / "docs/downloads/gdl-ref.csv").is_file(), done
+    assert sorted(p.name for p in (root / "docs/downloads").iterdir()) == [
+        ".generated", "gdl-ref-crowdanki.zip", "gdl-ref.apkg", "gdl-ref.csv"], done
+    assert not (root / "cards.lock.json").exists(), "a build never writes the GUID lock file"
     assert list(scratch.iterdir()) == [], "the export's scratch folder is removed"
-    assert not [p for p in (root / "docs/downloads").iterdir() if p.name.endswith(".tmp")]

@@ -3,7 +3,7 @@
 MkDocs runs it itself (``on_pre_build`` in :mod:`gdl_ref.site.hooks`); Zensical runs no hooks, so
 its documented command runs it first. It writes only into two git-ignored folders under ``docs/``:
 
-* ``docs/downloads/``: the Anki deck and the CSV of every card (:func:`gdl_ref.cards.export.export_cards`),
+* ``docs/downloads/``: the Anki deck, the CSV and the CrowdAnki JSON of every card (:func:`gdl_ref.cards.export.export_cards`),
   and one notebook per family page with its runnable blocks (:mod:`gdl_ref.site.page_notebooks`);
 * ``docs/notebooks/``: one Markdown page per notebook of ``notebooks/``, executed (or taken from the
   cache) with its figures (:mod:`gdl_ref.site.notebooks`).
@@ -35,7 +35,8 @@ from .page_notebooks import page_notebook
 
 __all__ = ["DOWNLOADS", "check_embeds", "prepare", "main"]
 
-DOWNLOADS = {"anki": "gdl-ref.apkg", "csv": "gdl-ref.csv"}  # under docs/downloads/
+# Under docs/downloads/: the Anki deck, the CSV, and the deck as CrowdAnki JSON (a zip of deck.json).
+DOWNLOADS = {"anki": "gdl-ref.apkg", "csv": "gdl-ref.csv", "crowdanki": "gdl-ref-crowdanki.zip"}
 DECK_TIMESTAMP = 0.0  # the deck's note timestamps: fixed, so an unchanged deck is byte-identical
 
 
@@ -67,7 +68,9 @@ def _card_downloads(docs: Path, root: Path, folder: GeneratedFolder) -> None:
         for fmt, name in DOWNLOADS.items():
             target = scratch / name
             try:
-                export_cards([docs], fmt, target, root=root, timestamp=DECK_TIMESTAMP if fmt == "anki" else None)
+                # record=False: a build reads the GUID lock file, never writes it (`gdl-ref cards lock` does)
+                export_cards([docs], fmt, target, root=root, timestamp=DECK_TIMESTAMP if fmt == "anki" else None,
+                             record=False)
             except CardProblems as problems:
                 raise SiteError(f"the cards have problems, so no {fmt} download was built:\n{problems}") from None
             folder.write(name, target.read_bytes())
