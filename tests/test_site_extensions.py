@@ -196,6 +196,19 @@ def test_each_documented_build_stops_on_a_bad_embed_with_file_line_and_no_traceb
         assert not (root / "site").exists(), "nothing was built"
 
 
+def test_mkdocs_with_the_site_hook_reports_every_bad_embed_as_file_line(tmp_path: Path) -> None:
+    """The repository's own configuration: the hook runs the build step, which checks every page."""
+    root = _project(tmp_path, '# Home\n\n```python title="x"\n--8<-- "pkg/mod.py:cube"\n```\n')
+    (root / "docs/other.md").write_text('# Other\n\n--8<-- "../outside.txt"\n', encoding="utf-8")
+    config = json.loads((root / "mkdocs.yml").read_text(encoding="utf-8"))
+    (root / "mkdocs.yml").write_text(json.dumps({**config, "hooks": [str(ROOT / "src/gdl_ref/site/hooks.py")]}),
+                                     encoding="utf-8")
+    result = _build(root, "mkdocs")
+    log = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in log, log[-2000:]
+    assert 'docs/index.md:4: section "cube" not found' in log and "docs/other.md:3: embedded path" in log, log
+
+
 def test_zensical_alone_still_fails_on_a_bad_embed_naming_the_line(tmp_path: Path) -> None:
     """Without the build step, Zensical still stops: it prints the extension's error, with the
     line, inside its own traceback and without the page's name (how Zensical 0.0.x reports a
