@@ -2,10 +2,11 @@
 
     python benchmarks/site_builders.py                  # both builders, one cold and one warm build each
     python benchmarks/site_builders.py --builders zensical --repeat 3
+    python benchmarks/site_builders.py --keep-notebooks    # cold builds that reuse the executed notebooks
 
 Cold: the build's caches removed first (the executed notebooks in ``.cache/notebooks/``, Zensical's
 cache, the generated ``docs/downloads/`` and ``docs/notebooks/``), so the notebooks are executed
-again. Warm: the same command straight after, with every cache in place. Each builder runs its
+again; with ``--keep-notebooks`` the executed notebooks stay, and the cold build times the rest. Warm: the same command straight after, with every cache in place. Each builder runs its
 documented command: ``mkdocs build --strict`` (its hook runs the build step) and
 ``python -m gdl_ref.site.prepare && zensical build --strict``. Prints a table and writes JSON
 (``artifacts/site-builders.json``); a warm time is the median of ``--repeat`` runs, with its range.
@@ -25,7 +26,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHES = (".cache", "docs/downloads", "docs/notebooks")
+GENERATED = ("docs/downloads", "docs/notebooks")  # the build step's output
+NOTEBOOK_CACHE = ".cache/notebooks"
+
+
+def _clear(keep_notebooks: bool) -> None:
+    """Remove the build's caches: the generated folders, Zensical's cache (the rest of ``.cache/``)
+    and, unless ``keep_notebooks``, the executed notebooks."""
+    for folder in GENERATED:
+        shutil.rmtree(ROOT / folder, ignore_errors=True)
+    cache = ROOT / ".cache"
+    for entry in cache.iterdir() if cache.is_dir() else []:
+        if (keep_notebooks and entry == ROOT / NOTEBOOK_CACHE) or entry.name == "zensical-test-site":
+            continue  # the executed notebooks when asked; the test suite's Zensical build always
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 def _commands(builder: str, site_dir: Path) -> list[list[str]]:
@@ -50,16 +64,15 @@ def _size(folder: Path) -> tuple[int, int]:
     return sum(p.stat().st_size for p in files), len(files)
 
 
-def measure(builder: str, repeat: int) -> dict:
-    for cache in CACHES:
-        shutil.rmtree(ROOT / cache, ignore_errors=True)
+def measure(builder: str, repeat: int, keep_notebooks: bool) -> dict:
+    _clear(keep_notebooks)
     site_dir = ROOT / ".cache" / f"bench-site-{builder}"  # inside the project: Zensical writes nowhere else
     load_before = os.getloadavg()[0]
     cold = _build(builder, site_dir)
     warm = [_build(builder, site_dir) for _ in range(repeat)]
     size, count = _size(site_dir)
     shutil.rmtree(site_dir, ignore_errors=True)
-    return {"builder": builder, "cold_s": round(cold, 1), "warm_s": round(statistics.median(warm), 1),
+    return {"builder": builder, "notebooks_executed_in_cold_build": not keep_notebooks, "cold_s": round(cold, 1), "warm_s": round(statistics.median(warm), 1),
             "warm_range_s": [round(min(warm), 1), round(max(warm), 1)], "warm_runs": repeat,
             "size_bytes": size, "files": count, "loadavg_1min_at_start": round(load_before, 2)}
 
@@ -68,11 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--builders", nargs="+", default=["mkdocs", "zensical"], choices=["mkdocs", "zensical"])
     parser.add_argument("--repeat", type=int, default=1, help="warm builds per builder (default 1)")
+    parser.add_argument("--keep-notebooks", action="store_true",
+                        help="keep the executed notebooks for the cold build (it then times everything else)")
     parser.add_argument("--json", type=Path, default=ROOT / "artifacts" / "site-builders.json")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat {args.repeat}: must be at least 1")
-    rows = [measure(builder, args.repeat) for builder in args.builders]
+    rows = [measure(builder, args.repeat, args.keep_notebooks) for builder in args.builders]
     print(f"{'builder':<10} {'cold s':>8} {'warm s':>8} {'warm range':>12} {'size MB':>8} {'files':>6} {'load':>5}")
     for row in rows:
         low, high = row["warm_range_s"]

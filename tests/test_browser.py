@@ -402,7 +402,11 @@ def test_copy_button_copies_the_code(desktop: Session, site_dir: Path, which: st
 
 def _rarest_word(text: str, site_dir: Path) -> str:
     """The word of ``text`` (five letters or more) that the fewest entries of the search index hold."""
-    entries = json.loads((site_dir / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]
+    mkdocs_index, zensical_index = site_dir / "search" / "search_index.json", site_dir / "search.json"
+    if mkdocs_index.is_file():
+        entries = json.loads(mkdocs_index.read_text(encoding="utf-8"))["docs"]
+    else:  # Zensical's index: the same entries under "items"
+        entries = json.loads(zensical_index.read_text(encoding="utf-8"))["items"]
     haystacks = [f"{entry.get('title', '')} {entry.get('text', '')}".lower() for entry in entries]
     words = {word.lower() for word in re.findall(r"[A-Za-z]{5,}", text)}
     assert words, f"no word of five letters or more in {text!r}"
@@ -418,11 +422,17 @@ def test_search_finds_a_card_by_a_word_of_its_question(desktop: Session, site_di
         "c => { for (let e = c.previousElementSibling; e; e = e.previousElementSibling) if (/^H[1-6]$/.test(e.tagName) && e.id) return e.id; return ''; }"
     )
     word = _rarest_word(question, site_dir)
-    tab.locator("label.md-search__icon, .md-search__input").first.click()
-    tab.locator(".md-search__input").press_sequentially(word, delay=20)  # typed: search listens to keys
-    results = tab.locator(".md-search-result__item")
-    results.first.wait_for(state="attached", timeout=TIMEOUT_MS)
-    hrefs = tab.locator(".md-search-result a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    if tab.locator(".md-search__button").count():  # Zensical: a button opens a dialog with a combobox
+        tab.locator(".md-search__button").first.click()
+        box = tab.locator('input[role="combobox"][aria-label="Search"]')
+        box.press_sequentially(word, delay=20)
+        links = tab.locator(f'[id="{box.get_attribute("aria-controls")}"] a')
+    else:  # Material: the header's search input
+        tab.locator("label.md-search__icon, .md-search__input").first.click()
+        tab.locator(".md-search__input").press_sequentially(word, delay=20)  # typed: search listens to keys
+        links = tab.locator(".md-search-result a")
+    links.first.wait_for(state="attached", timeout=TIMEOUT_MS)
+    hrefs = links.evaluate_all("links => links.map(a => a.getAttribute('href'))")
     found = [urlsplit(href) for href in hrefs if href]
     assert any(CHAPTER in url.path and url.fragment == card_id for url in found), (
         f"searching {word!r} (a word of {question!r}) did not find {CHAPTER}#{card_id}: {hrefs[:10]}"

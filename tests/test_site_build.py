@@ -7,11 +7,11 @@ the downloads, the notebook pages with their figures, the API reference and the 
 
 from __future__ import annotations
 
-import json
 import re
 import zipfile
 from pathlib import Path
 
+import nbformat
 import yaml
 
 from conftest import ROOT, SiteBuild
@@ -75,6 +75,8 @@ def test_card_downloads_are_generated(any_site: SiteBuild) -> None:
     assert deck.is_file() and zipfile.is_zipfile(deck), "the Anki deck is a zip archive"
     assert "collection.anki2" in zipfile.ZipFile(deck).namelist()
     assert csv.is_file() and csv.read_text(encoding="utf-8").count("\n") > 17
+    crowdanki = any_site.site_dir / "downloads/gdl-ref-crowdanki.zip"
+    assert zipfile.is_zipfile(crowdanki) and any(n.endswith("deck.json") for n in zipfile.ZipFile(crowdanki).namelist())
 
 
 def test_every_family_page_offers_its_runnable_blocks_as_a_notebook(any_site: SiteBuild) -> None:
@@ -85,9 +87,10 @@ def test_every_family_page_offers_its_runnable_blocks_as_a_notebook(any_site: Si
         if not runnable:
             assert not download.exists(), f"{page.name} has no runnable block, yet a notebook"
             continue
-        cells = [c for c in json.loads(download.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
-        assert cells[0]["source"].startswith("%pip install gdl-ref==")
-        assert [c["source"] for c in cells[1:]] == runnable, f"{download.name}: not the page's runnable blocks"
+        notebook = nbformat.reads(download.read_text(encoding="utf-8"), as_version=4)
+        cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        assert cells[0].source.startswith("%pip install gdl-ref==")
+        assert [c.source for c in cells[1:]] == runnable, f"{download.name}: not the page's runnable blocks"
         html = (any_site.site_dir / "families" / page.stem / "index.html").read_text(encoding="utf-8")
         assert f'href="../../downloads/notebooks/{page.stem}.ipynb"' in html, f"{page.name} does not link its notebook"
 
@@ -96,9 +99,9 @@ def test_one_page_per_notebook_with_its_figures(any_site: SiteBuild) -> None:
     assert len(NOTEBOOKS) == 6
     for name in NOTEBOOKS:
         html = (any_site.site_dir / "notebooks" / name / "index.html").read_text(encoding="utf-8")
-        executed = json.loads((any_site.site_dir / "notebooks" / f"{name}.ipynb").read_text(encoding="utf-8"))
+        executed = nbformat.reads((any_site.site_dir / "notebooks" / f"{name}.ipynb").read_text(encoding="utf-8"), 4)
         figures = sum("image/png" in out.get("data", {}) or "image/svg+xml" in out.get("data", {})
-                      for cell in executed["cells"] for out in cell.get("outputs", []))
+                      for cell in executed.cells for out in cell.get("outputs", []))
         images = re.findall(r'<img [^>]*src="([^"]+)"', html)
         assert figures >= 1 and len(images) == figures, f"{name}: {len(images)} images for {figures} figures"
         for src in images:

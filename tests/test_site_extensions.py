@@ -22,7 +22,7 @@ import pytest
 from conftest import BUILDERS, ROOT
 from gdl_ref.site.embeds import contained, embed_problems
 from gdl_ref.site.errors import SiteError
-from gdl_ref.site.files import GeneratedFolder, write_if_changed
+from gdl_ref.site.files import GeneratedFolder, same_content, write_if_changed
 from gdl_ref.site.math import render_math
 from gdl_ref.site.notebooks import cache_key, package_digest
 from gdl_ref.site.prepare import check_embeds
@@ -196,6 +196,19 @@ def test_each_documented_build_stops_on_a_bad_embed_with_file_line_and_no_traceb
         assert not (root / "site").exists(), "nothing was built"
 
 
+def test_mkdocs_with_the_site_hook_reports_every_bad_embed_as_file_line(tmp_path: Path) -> None:
+    """The repository's own configuration: the hook runs the build step, which checks every page."""
+    root = _project(tmp_path, '# Home\n\n```python title="x"\n--8<-- "pkg/mod.py:cube"\n```\n')
+    (root / "docs/other.md").write_text('# Other\n\n--8<-- "../outside.txt"\n', encoding="utf-8")
+    config = json.loads((root / "mkdocs.yml").read_text(encoding="utf-8"))
+    (root / "mkdocs.yml").write_text(json.dumps({**config, "hooks": [str(ROOT / "src/gdl_ref/site/hooks.py")]}),
+                                     encoding="utf-8")
+    result = _build(root, "mkdocs")
+    log = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in log, log[-2000:]
+    assert 'docs/index.md:4: section "cube" not found' in log and "docs/other.md:3: embedded path" in log, log
+
+
 def test_zensical_alone_still_fails_on_a_bad_embed_naming_the_line(tmp_path: Path) -> None:
     """Without the build step, Zensical still stops: it prints the extension's error, with the
     line, inside its own traceback and without the page's name (how Zensical 0.0.x reports a
@@ -244,5 +257,45 @@ def test_notebook_cache_key_follows_the_notebook_and_the_package(tmp_path: Path)
     assert second != first, "a change to the package re-executes the notebook"
     notebook.write_text('{"cells": [], "x": 1}', encoding="utf-8")
     assert cache_key(notebook, package_digest(package)) not in {first, second}
+    before = package_digest(package)
     (package / "new.py").write_text("", encoding="utf-8")
-    assert package_digest(package) != package_digest(package.parent / "missing"), "a new module counts"
+    assert package_digest(package) != before, "a new module counts"
+    (package / "site").mkdir()
+    (package / "site" / "hooks.py").write_text("# the build step's own code\n", encoding="utf-8")
+    assert package_digest(package) == package_digest(package, skip=("site",)) != package_digest(package, skip=())
+
+
+def test_a_rebuilt_deck_with_the_same_notes_is_not_rewritten() -> None:
+    """A deck is a zip whose entries carry the time they were written: equal members mean equal decks,
+    so `mkdocs serve` does not rebuild forever on a deck that did not change."""
+    import io
+    import zipfile
+
+    def archive(date: tuple[int, ...], body: bytes) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as out:
+            out.writestr(zipfile.ZipInfo("collection.anki2", date_time=date), body)
+        return buffer.getvalue()
+
+    first, later = archive((2020, 1, 1, 0, 0, 0), b"notes"), archive((2026, 5, 5, 5, 5, 4), b"notes")
+    assert first != later and same_content(first, later)
+    assert not same_content(first, archive((2020, 1, 1, 0, 0, 0), b"other notes"))
+    assert not same_content(b"PK not a zip", b"PK not a zip either")
+
+
+def test_the_build_step_leaves_no_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from gdl_ref.site.prepare import prepare
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    root = _project(tmp_path, "# Probe\n\n## A probe card {#probe-card}\n\nA page needs a card for a deck.\n\n"
+                              '??? question "What does the build step leave behind?"\n\n'
+                              "    Its downloads, and no temporary folder.\n")
+    done = prepare(root, quiet=True)
+    assert sorted(p.name for p in (root / "docs/downloads").iterdir()) == [
+        ".generated", "gdl-ref-crowdanki.zip", "gdl-ref.apkg", "gdl-ref.csv"], done
+    assert not (root / "cards.lock.json").exists(), "a build never writes the GUID lock file"
+    assert list(scratch.iterdir()) == [], "the export's scratch folder is removed"

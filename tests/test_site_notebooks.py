@@ -20,7 +20,7 @@ from gdl_ref.site.files import GeneratedFolder
 from gdl_ref.site.notebooks import notebook_markdown
 from gdl_ref.site.page_notebooks import INSTALL_TAG, install_line, page_notebook
 
-PAGE = ROOT / "docs/families/mle.md"
+PAGE = ROOT / "docs/families/generative-vs-discriminative.md"
 
 
 def _expected_outputs(text: str) -> dict[str, str]:

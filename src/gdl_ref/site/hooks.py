@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .prepare import prepare
+from gdl_ref.site.prepare import prepare  # absolute: MkDocs loads this file by its path
 
 
 def on_pre_build(config: Any) -> None:

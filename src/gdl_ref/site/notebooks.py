@@ -13,8 +13,8 @@ Code cells are written as highlighted HTML, not as Markdown fences: they are run
 notebook build, so neither pytest-codeblocks nor the fence audit should take them for page code.
 
 **Cache.** An executed notebook is kept in ``.cache/notebooks/`` under a key made from the
-notebook's bytes *and* every Python file of the ``gdl_ref`` package, so a change to either
-re-executes it; a figure can never outlive the code that drew it.
+notebook's bytes *and* every Python file of the ``gdl_ref`` package (but this build step's own
+``gdl_ref.site``), so a change to either re-executes it; a figure can never outlive the code that drew it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
 from .errors import SiteError
-from .files import GeneratedFolder
+from .files import GeneratedFolder, write_if_changed
 
 __all__ = ["package_digest", "cache_key", "execute_cached", "notebook_markdown", "build_notebook_pages"]
 
@@ -40,10 +40,16 @@ TIMEOUT_S = 900  # per cell: generous for a loaded two-core machine
 FIGURES = {"image/png": "png", "image/svg+xml": "svg"}
 
 
-def package_digest(package_dir: Path) -> str:
-    """SHA-256 over the path and bytes of every ``.py`` file of the package, in path order."""
+def package_digest(package_dir: Path, skip: tuple[str, ...] = ("site",)) -> str:
+    """SHA-256 over the path and bytes of every ``.py`` file of the package, in path order.
+
+    ``skip`` names subpackages left out: by default ``site``, this build step's own code, which no
+    notebook imports and which only turns an executed notebook into a page.
+    """
     digest = hashlib.sha256()
     for source in sorted(package_dir.rglob("*.py")):
+        if source.relative_to(package_dir).parts[0] in skip:
+            continue
         digest.update(source.relative_to(package_dir).as_posix().encode() + b"\0" + source.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -73,23 +79,31 @@ def _execute(notebook: Path, root: Path) -> nbformat.NotebookNode:
 
 
 def execute_cached(notebook: Path, root: Path, cache_dir: Path, package: str) -> tuple[nbformat.NotebookNode, bool]:
-    """The executed notebook, from the cache when its key is there; and whether it was executed now."""
-    cached = cache_dir / f"{notebook.stem}-{cache_key(notebook, package)}.ipynb"
+    """The executed notebook, from the cache when its key is there; and whether it was executed now.
+
+    A cached file that does not read as a notebook is executed again; the cache is written whole
+    (a temporary sibling, then a rename), and older entries of the same notebook are removed.
+    """
+    key = cache_key(notebook, package)
+    cached = cache_dir / f"{notebook.stem}-{key}.ipynb"
     if cached.is_file():
-        return nbformat.read(cached, as_version=4), False
+        try:
+            return nbformat.read(cached, as_version=4), False
+        except (ValueError, OSError):  # unreadable JSON or a truncated file: run it again
+            pass
     nb = _execute(notebook, root)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    write_if_changed(cached, nbformat.writes(nb).encode("utf-8"))
     for old in cache_dir.glob(f"{notebook.stem}-*.ipynb"):
-        old.unlink()
-    nbformat.write(nb, cached)
+        if old != cached and len(old.stem) == len(cached.stem):
+            old.unlink()
     return nb, True
 
 
 def _code_html(source: str) -> str:
     """A code cell as the HTML pymdownx.highlight gives a fence (Material styles and copies it)."""
     body = highlight(source, PythonLexer(), HtmlFormatter(nowrap=True)).rstrip("\n")
-    # Python-Markdown ends a raw HTML block at a blank line only outside an element, but keep
-    # blank lines as entities anyway so that no Markdown processing can split the block.
+    # A blank line in the code is written as an entity: the raw HTML block then holds no blank line
+    # at which Markdown could end it.
     body = body.replace("\n\n", "\n&#10;")
     return f'<div class="language-python highlight"><pre><span></span><code>{body}</code></pre></div>'
 

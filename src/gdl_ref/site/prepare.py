@@ -3,15 +3,15 @@
 MkDocs runs it itself (``on_pre_build`` in :mod:`gdl_ref.site.hooks`); Zensical runs no hooks, so
 its documented command runs it first. It writes only into two git-ignored folders under ``docs/``:
 
-* ``docs/downloads/``: the Anki deck and the CSV of every card (:func:`gdl_ref.cards.export.export_cards`),
+* ``docs/downloads/``: the Anki deck, the CSV and the CrowdAnki JSON of every card (:func:`gdl_ref.cards.export.export_cards`),
   and one notebook per family page with its runnable blocks (:mod:`gdl_ref.site.page_notebooks`);
 * ``docs/notebooks/``: one Markdown page per notebook of ``notebooks/``, executed (or taken from the
   cache) with its figures (:mod:`gdl_ref.site.notebooks`).
 
 Before any of that it checks every embed of every page (:mod:`gdl_ref.site.embeds`), so a missing
-section or a path that leaves the repository stops the build with ``file:line: why``. Nothing is
-written through a temporary folder that could be left behind: files are written beside their target
-and renamed.
+section or a path that leaves the repository stops the build with ``file:line: why``. Each file is
+written beside its target and renamed into place; the one scratch folder (the card export's) is
+removed when the step ends, whatever happens.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -33,7 +35,8 @@ from .page_notebooks import page_notebook
 
 __all__ = ["DOWNLOADS", "check_embeds", "prepare", "main"]
 
-DOWNLOADS = {"anki": "gdl-ref.apkg", "csv": "gdl-ref.csv"}  # under docs/downloads/
+# Under docs/downloads/: the Anki deck, the CSV, and the deck as CrowdAnki JSON (a zip of deck.json).
+DOWNLOADS = {"anki": "gdl-ref.apkg", "csv": "gdl-ref.csv", "crowdanki": "gdl-ref-crowdanki.zip"}
 DECK_TIMESTAMP = 0.0  # the deck's note timestamps: fixed, so an unchanged deck is byte-identical
 
 
@@ -46,14 +49,28 @@ def check_embeds(docs: Path, root: Path) -> list[str]:
     return problems
 
 
+@contextmanager
+def _scratch() -> Iterator[Path]:
+    """A temporary folder, removed after, that is also ``tempfile``'s default while it exists:
+    genanki writes its database to ``tempfile.mkstemp()`` and never removes it."""
+    with tempfile.TemporaryDirectory(prefix="gdl-ref-downloads-") as scratch:
+        previous, tempfile.tempdir = tempfile.tempdir, scratch
+        try:
+            yield Path(scratch)
+        finally:
+            tempfile.tempdir = previous
+
+
 def _card_downloads(docs: Path, root: Path, folder: GeneratedFolder) -> None:
     from gdl_ref.cards.export import CardProblems, export_cards  # late: genanki is only needed here
 
-    with tempfile.TemporaryDirectory(prefix="gdl-ref-downloads-") as scratch:
+    with _scratch() as scratch:
         for fmt, name in DOWNLOADS.items():
-            target = Path(scratch) / name
+            target = scratch / name
             try:
-                export_cards([docs], fmt, target, root=root, timestamp=DECK_TIMESTAMP if fmt == "anki" else None)
+                # record=False: a build reads the GUID lock file, never writes it (`gdl-ref cards lock` does)
+                export_cards([docs], fmt, target, root=root, timestamp=DECK_TIMESTAMP if fmt == "anki" else None,
+                             record=False)
             except CardProblems as problems:
                 raise SiteError(f"the cards have problems, so no {fmt} download was built:\n{problems}") from None
             folder.write(name, target.read_bytes())
@@ -74,7 +91,8 @@ def prepare(root: Path, quiet: bool = False) -> list[str]:
             nb = page_notebook(page, root, __version__)
             if nb is not None:
                 downloads.write(f"notebooks/{page.stem}.ipynb", nbformat.writes(nb) + "\n")
-                done.append(f"docs/downloads/notebooks/{page.stem}.ipynb: {len(nb.cells) - 2} cells")
+                blocks = sum(cell.cell_type == "code" for cell in nb.cells) - 1
+                done.append(f"docs/downloads/notebooks/{page.stem}.ipynb: {blocks} runnable blocks")
     if (root / "notebooks").is_dir():
         done += build_notebook_pages(root, root / "notebooks", docs / "notebooks", root / ".cache" / "notebooks",
                                      __version__)
