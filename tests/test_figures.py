@@ -73,11 +73,13 @@ ALLOWED: list[tuple[str, str, str]] = [
 # Hand-typed figures on pages that are being regenerated elsewhere: (page, the figure as found).
 # Every entry makes its page's test an expected failure that lists it, and an entry that is no longer
 # found fails the test, so this list can only shrink. It is to be emptied, not extended.
-KNOWN_PENDING: dict[str, list[str]] = {
-    # The recorded run's note: how long another job ran beside it.
-    "docs/benchmarks.md": ["fifteen minutes"],
-    # How long a site build, the short benchmark and the recorded run take, typed from past runs.
-    "README.md": ["a few minutes", "a minute", "an hour"],
+KNOWN_PENDING: dict[str, list[str]] = {}
+
+# Pages that code writes whole, with a test that fails when the page and its source disagree: every figure
+# on them is generated, the recorded run's own note included.
+GENERATED_PAGES: dict[str, str] = {
+    "docs/benchmarks.md": "benchmarks/render_page.py renders it from the recorded JSON; "
+                          "tests/test_bench.py fails when the two disagree",
 }
 
 
@@ -166,6 +168,9 @@ def hand_typed_figures(page: str, text: str | None = None) -> list[Figure]:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_no_hand_typed_measured_figures(page: str) -> None:
+    if page in GENERATED_PAGES:
+        assert (ROOT / page).is_file(), f"{page} is listed as generated but does not exist"
+        return
     found = hand_typed_figures(page)
     pending = KNOWN_PENDING.get(page, [])
     stale = [p for p in pending if p not in {f.figure for f in found}]
