@@ -1,8 +1,8 @@
 """The registry of model families: a family name -> the module that builds its models, and the contract it meets.
 
-A family module exposes ``config_for(data: str, **overrides)``, a :class:`FamilyConfig` whose ``for_data`` holds
-every per-data default and whose ``recipe()`` holds how ``fit`` trains it, and ``build(data: str, **overrides)
--> nn.Module``. This registry imports a module only when asked, so ``gdl-ref --help`` and checkpoint loading pay
+A family module exposes ``build(data: str, **overrides) -> nn.Module`` and, usually, ``config_for(data: str,
+**overrides)``: a :class:`FamilyConfig` whose ``for_data`` holds every per-data default and whose ``recipe()``
+holds how ``fit`` trains it. This registry imports a module only when asked, so ``gdl-ref --help`` and checkpoint loading pay
 for one family at a time; ``register`` adds a family without editing this file. The six families
 are those of Part II of Foster, *Generative Deep Learning*, 2nd ed. (2023): variational autoencoders,
 GANs, autoregressive models, normalizing flows, energy-based models and diffusion models.
@@ -89,14 +89,15 @@ def family_of(model: nn.Module) -> str | None:
 
 def recipe(family: str, data: str) -> dict[str, Any]:
     """The ``fit`` keyword arguments a family trains with on ``data`` (batch size, learning rate, EMA, ...):
-    the config's ``recipe()`` laid over ``fit``'s own defaults of batch size and learning rate.
-    Budgets are not part of a recipe."""
+    the config's ``recipe()`` laid over ``fit``'s own defaults of batch size and learning rate (a module
+    without ``config_for`` trains with those defaults). Budgets are not part of a recipe."""
     import inspect
 
     from gdl_ref.train import fit  # late: train imports checkpoint, which imports this module
 
     defaults = {k: inspect.signature(fit).parameters[k].default for k in ("batch_size", "lr")}
-    return {**defaults, **module(family).config_for(data).recipe()}
+    config_for = getattr(module(family), "config_for", None)
+    return {**defaults, **(config_for(data).recipe() if config_for is not None else {})}
 
 
 Config = TypeVar("Config", bound="FamilyConfig")
