@@ -2,8 +2,8 @@
 
 A family module exposes ``build(data: str, **overrides) -> nn.Module`` and, usually, ``config_for(data: str,
 **overrides)``: a :class:`FamilyConfig` whose ``for_data`` holds every per-data default and whose ``recipe()``
-holds how ``fit`` trains it. This registry imports a module only when asked, so ``gdl-ref --help`` and checkpoint loading pay
-for one family at a time; ``register`` adds a family without editing this file. The six families
+holds how ``fit`` trains it. This registry imports a module only when asked, so ``gdl-ref --help`` and
+checkpoint loading pay for one family at a time; ``register`` adds a family without editing this file. The six families
 are those of Part II of Foster, *Generative Deep Learning*, 2nd ed. (2023): variational autoencoders,
 GANs, autoregressive models, normalizing flows, energy-based models and diffusion models.
 """
@@ -32,7 +32,7 @@ FAMILIES: dict[str, str] = {
 
 
 def register(family: str, module_path: str) -> None:
-    """Add a family: ``module_path`` names a module with ``config_for`` and ``build``; ValueError if taken."""
+    """Add a family: ``module_path`` names a module with ``build`` (and ``config_for``); ValueError if taken."""
     if family in FAMILIES and FAMILIES[family] != module_path:
         raise ValueError(f"family {family!r} is already registered to {FAMILIES[family]}")
     FAMILIES[family] = module_path
