@@ -12,6 +12,8 @@ import torch
 from torch import nn
 
 from gdl_ref import likelihood as lk
+from gdl_ref.likelihood import Bound
+from gdl_ref.models import registry
 
 LEVELS = 17
 MEANS = (-3.0, -1.0, -0.4, 0.0, 0.53, 1.0, 4.0)
@@ -157,3 +159,20 @@ def test_evaluating_runs_in_eval_mode_and_restores_the_mode(start_training: bool
     with pytest.raises(RuntimeError, match="inside"):
         model.fail()
     assert model.training is start_training  # restored after an exception too
+
+
+EXPECTED_BOUNDS = {("autoregressive", "digits"): Bound.EXACT, ("autoregressive", "moons"): Bound.DIFFERENTIAL,
+                   ("flow", "digits"): Bound.DEQUANTIZED, ("flow", "moons"): Bound.DIFFERENTIAL,
+                   ("vae", "digits"): Bound.IWAE, ("vae", "moons"): Bound.IWAE,
+                   ("diffusion", "digits"): Bound.ELBO, ("diffusion", "moons"): Bound.ELBO}
+
+
+@pytest.mark.parametrize("family", ["autoregressive", "flow", "vae", "diffusion", "gan", "ebm"])
+@pytest.mark.parametrize("data", ["digits", "moons"])
+def test_every_density_model_states_its_bound(family: str, data: str) -> None:
+    model = registry.build(family, data)
+    if (family, data) in EXPECTED_BOUNDS:
+        assert isinstance(model, lk.DensityModel) and model.bound is EXPECTED_BOUNDS[family, data]
+        assert model.nll_bound == model.bound.value
+    else:  # GANs and EBMs give no likelihood
+        assert not isinstance(model, lk.DensityModel) and not hasattr(model, "nll_bound")

@@ -12,14 +12,15 @@ from gdl_ref import data
 from gdl_ref.models import registry
 from gdl_ref.train import fit
 
-SMALL = {"flow": {"layers": 4, "hidden": 32, "bins": 8}, "autoregressive": {"hidden": 32, "components": 8}}
+SMALL = {"flow": {"layers": 4, "hidden": 32, "bins": 8}, "autoregressive": {"hidden": 32, "components": 8},
+         "vae": {"hidden": 32, "iwae_k": 20}, "diffusion": {"channels": 32, "timesteps": 20}}
 
 
 def _moved(x: torch.Tensor, scale: float, shift: float) -> torch.Tensor:
     return x * scale + shift
 
 
-@pytest.mark.parametrize("family", list(SMALL))
+@pytest.mark.parametrize("family", ["flow", "autoregressive"])  # the exact densities
 def test_density_integrates_to_one_on_data_far_from_the_origin(family: str) -> None:
     torch.manual_seed(0)
     model = registry.build(family, "moons", **SMALL[family]).double()
@@ -43,7 +44,9 @@ def _kl(model: torch.nn.Module, scale: float, shift: float) -> tuple[float, floa
     test = data.load("moons", "test")
     log_p = data.toy_log_prob("moons", test).double() - 2 * math.log(scale)  # the density of a x + b
     with torch.no_grad():
-        log_q = model.log_prob(_moved(test, scale, shift)).double()
+        torch.manual_seed(1)  # the bounds draw their Monte-Carlo samples from the global generator
+        log_q = model.log_prob(_moved(test, scale, shift)[:500]).double()
+    log_p = log_p[:500]
     diff = log_p - log_q
     return float(diff.mean()), float(diff.std() / math.sqrt(len(diff)))
 
@@ -57,7 +60,10 @@ def test_a_moved_and_rescaled_toy_is_fitted_as_well_as_the_original(family: str)
         model = registry.build(family, "moons", **SMALL[family])
         fit(model, _moved(train, scale, shift), steps=150, batch_size=256, lr=3e-3, seed=0, progress=False)
         kls[(scale, shift)] = _kl(model, scale, shift)
+    torch.manual_seed(0)
+    untrained = registry.build(family, "moons", **SMALL[family])
+    untrained.standardize.set_from(train)
     reference, se = kls[(1.0, 0.0)]
-    assert reference < 0.5, kls  # it learned something
+    assert reference < _kl(untrained, 1.0, 0.0)[0] - 0.1, kls  # training brought the model closer to the truth
     for key, (kl, _) in kls.items():
         assert abs(kl - reference) < max(0.02, 2 * se), (key, kls)

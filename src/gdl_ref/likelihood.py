@@ -30,8 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Bound", "DensityModel", "DensityModule", "evaluating", "LOG_2PI", "normal_log_density", "log_normal", "log1mexp",
-           "discretised_gaussian_log_prob", "discretised_logistic_log_prob", "dequantized_nll", "bits_per_dim"]
+__all__ = ["Bound", "DensityModel", "DensityModule", "evaluating", "LOG_2PI", "normal_log_density", "log_normal",
+           "log1mexp", "discretised_gaussian_log_prob", "discretised_logistic_log_prob", "dequantized_nll",
+           "bits_per_dim"]
 
 LOG_2PI = math.log(2 * math.pi)
 

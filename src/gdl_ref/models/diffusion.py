@@ -33,6 +33,7 @@ from gdl_ref import data as gdata
 from gdl_ref.likelihood import (Bound, DensityModule, discretised_gaussian_log_prob, evaluating,
                                 normal_log_density)
 from gdl_ref.models.registry import FamilyConfig
+from gdl_ref.models.standardize import Standardize
 from gdl_ref.models.unet import MLPDenoiser, UNet
 
 __all__ = ["DiffusionConfig", "Diffusion", "ImageDiffusion", "PointDiffusion", "beta_schedule", "posterior",
@@ -323,23 +324,33 @@ class ImageDiffusion(Diffusion):
 
 
 class PointDiffusion(Diffusion):
-    """DDPM on 2-D points: an MLP denoiser, x_0 the points themselves, a Gaussian decoder density."""
+    """DDPM on 2-D points: an MLP denoiser, x_0 the points standardised by the training data (x_0 = (x - m) / s,
+    so the noise schedule meets unit-scale data wherever the points lie), a Gaussian decoder density."""
 
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__(config)
         self.shape = (2,)
         self.net = MLPDenoiser(2, config.channels)
+        self.standardize = Standardize(2)
 
     def to_model(self, x: Tensor) -> Tensor:
+        """Points (B, 2) -> x_0 = (x - m) / s."""
         gdata.check_points(x)
-        return x
+        return self.standardize(x)[0]
 
     def from_model(self, x0: Tensor) -> Tensor:
-        return x0
+        """x = m + s x_0."""
+        return self.standardize.inverse(x0)
 
     def decoder_log_prob(self, x: Tensor, mean: Tensor, var: Tensor) -> Tensor:
-        """log N(x; mean, var), a density: the bound is on the differential log p(x)."""
-        return normal_log_density(x, mean, var.log())
+        """log N(x_0; mean, var), a density of the standardised point."""
+        return normal_log_density(self.to_model(x), mean, var.log())
+
+    @evaluating
+    @torch.no_grad()
+    def log_prob(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The bound on log p(x_0) plus log|dx_0/dx| = -sum_d log s_d: a bound on the density of x, (B,)."""
+        return super().log_prob(x, generator) - self.standardize.std.log().sum()
 
 
 config_for = DiffusionConfig.for_data

@@ -1,9 +1,9 @@
 """The registry of model families: a family name -> the module that builds its models, and the contract it meets.
 
-A family module exposes ``config_for(data: str, **overrides)``, a :class:`FamilyConfig` whose ``for_data`` holds
-every per-data default and whose ``recipe()`` holds how ``fit`` trains it, and ``build(data: str, **overrides)
--> nn.Module``. This registry imports a module only when asked, so ``gdl-ref --help`` and checkpoint loading pay
-for one family at a time; ``register`` adds a family without editing this file. The six families
+A family module exposes ``build(data: str, **overrides) -> nn.Module`` and, usually, ``config_for(data: str,
+**overrides)``: a :class:`FamilyConfig` whose ``for_data`` holds every per-data default and whose ``recipe()``
+holds how ``fit`` trains it. This registry imports a module only when asked, so ``gdl-ref --help`` and
+checkpoint loading pay for one family at a time; ``register`` adds a family without editing this file. The six families
 are those of Part II of Foster, *Generative Deep Learning*, 2nd ed. (2023): variational autoencoders,
 GANs, autoregressive models, normalizing flows, energy-based models and diffusion models.
 """
@@ -32,7 +32,7 @@ FAMILIES: dict[str, str] = {
 
 
 def register(family: str, module_path: str) -> None:
-    """Add a family: ``module_path`` names a module with ``config_for`` and ``build``; ValueError if taken."""
+    """Add a family: ``module_path`` names a module with ``build`` (and ``config_for``); ValueError if taken."""
     if family in FAMILIES and FAMILIES[family] != module_path:
         raise ValueError(f"family {family!r} is already registered to {FAMILIES[family]}")
     FAMILIES[family] = module_path
@@ -89,14 +89,14 @@ def family_of(model: nn.Module) -> str | None:
 
 def recipe(family: str, data: str) -> dict[str, Any]:
     """The ``fit`` keyword arguments a family trains with on ``data`` (batch size, learning rate, EMA, ...):
-    the config's ``recipe()`` laid over ``fit``'s own defaults of batch size and learning rate.
-    Budgets are not part of a recipe."""
+    the config's ``recipe()`` laid over ``fit``'s own defaults of batch size and learning rate (a module
+    without ``config_for`` trains with those defaults). Budgets are not part of a recipe."""
     import inspect
 
     from gdl_ref.train import fit  # late: train imports checkpoint, which imports this module
 
     defaults = {k: inspect.signature(fit).parameters[k].default for k in ("batch_size", "lr")}
-    config_for = getattr(module(family), "config_for", None)  # a family without one trains with fit's defaults
+    config_for = getattr(module(family), "config_for", None)
     return {**defaults, **(config_for(data).recipe() if config_for is not None else {})}
 
 

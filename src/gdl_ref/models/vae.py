@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from gdl_ref import data as gdata
 from gdl_ref.likelihood import Bound, DensityModule, discretised_logistic_log_prob, evaluating, log_normal
 from gdl_ref.models.registry import FamilyConfig
+from gdl_ref.models.standardize import Standardize
 
 __all__ = ["VAEConfig", "VAE", "ImageVAE", "PointVAE", "gaussian_kl", "log_normal", "reparameterise", "log_weights",
            "iwae_bound", "discretised_logistic_log_prob", "config_for", "build"]
@@ -259,29 +260,33 @@ class ImageVAE(VAE):
 
 
 class PointVAE(VAE):
-    """MLP encoder and decoder on 2-D points; p(x | z) = N(f(z), diag sigma^2) with a learned sigma."""
+    """MLP encoder and decoder on 2-D points standardised by the training data (v = (x - m) / s); p(v | z) =
+    N(f(z), diag sigma^2) with a learned sigma, so log p(x | z) = log N(v; f(z), sigma^2) - sum_d log s_d."""
 
     def __init__(self, config: VAEConfig) -> None:
         super().__init__(config)
+        self.standardize = Standardize(2)
         c, d = config.hidden, config.latent_dim
         self.encoder = nn.Sequential(nn.Linear(2, c), nn.SiLU(), nn.Linear(c, c), nn.SiLU(), nn.Linear(c, 2 * d))
         self.decoder = nn.Sequential(nn.Linear(d, c), nn.SiLU(), nn.Linear(c, c), nn.SiLU(), nn.Linear(c, 2))
         self.log_sigma = nn.Parameter(torch.full((2,), -2.0))  # decoder noise of p(x | z) = N(f(z), sigma^2)
 
     def inputs(self, x: Tensor) -> Tensor:
+        """Points (B, 2) standardised: v = (x - m) / s."""
         gdata.check_points(x)
-        return x
+        return self.standardize(x)[0]
 
     def log_lik(self, x: Tensor, z: Tensor) -> Tensor:
-        """log N(x; f(z), sigma^2) in nats: x (B, 2), z (..., B, D) -> (..., B)."""
-        out, xs = self._decoded(x, z)  # (N, 2) each
-        return log_normal(xs, out, 2 * self.log_sigma).reshape(z.shape[:-1])
+        """log N(v; f(z), sigma^2) + log|dv/dx| in nats: x (B, 2), z (..., B, D) -> (..., B)."""
+        v, logdet = self.standardize(x)  # (B, 2), (B,)
+        out, vs = self._decoded(v, z)  # (N, 2) each
+        return log_normal(vs, out, 2 * self.log_sigma).reshape(z.shape[:-1]) + logdet
 
     def decode(self, z: Tensor, mode: str = "sample", generator: torch.Generator | None = None) -> Tensor:
-        """x ~ N(f(z), sigma^2) ("sample") or f(z) ("mode"), (N, 2)."""
+        """x = m + s v with v ~ N(f(z), sigma^2) ("sample") or v = f(z) ("mode"), (N, 2)."""
         out = self.decoder(z)
         noise = torch.randn(out.shape, generator=generator).to(out) if mode == "sample" else 0.0
-        return out + self.log_sigma.exp() * noise
+        return self.standardize.inverse(out + self.log_sigma.exp() * noise)
 
 
 config_for = VAEConfig.for_data
