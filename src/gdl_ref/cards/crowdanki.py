@@ -17,12 +17,9 @@ import shutil
 import uuid
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .notetype import DECK_DESCRIPTION, DECK_ID, DECK_NAME, MODEL_ID, note_model
-
-if TYPE_CHECKING:
-    from .export import DeckNote
+from .notetype import DECK_DESCRIPTION, DECK_ID, DECK_NAME, MODEL_ID, DeckNote, note_model
 
 __all__ = ["crowdanki_deck", "crowdanki_json", "write_crowdanki", "FOLDER"]
 

@@ -25,7 +25,6 @@ import html
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -35,7 +34,7 @@ from .fences import classify
 from .importer import KEYWORD_LINE
 from .lock import LOCK_NAME, LockEntry, assign_guids, new_guid, read_lock, write_lock
 from .model import Card, Page, Problem
-from .notetype import DECK_DESCRIPTION, DECK_ID, DECK_NAME, MODEL_ID, note_model
+from .notetype import DECK_DESCRIPTION, DECK_ID, DECK_NAME, MODEL_ID, DeckNote, note_model
 from .render import readable_markdown, ship_figures, to_html
 from .tags import page_tags
 from .validate import DOCS as SITE_DOCS
@@ -95,15 +94,6 @@ def expand_snippet(ref: str, root: Path) -> str:
 
 def _source(card: Card) -> str:
     return f"{card.file}:{card.line}"
-
-
-@dataclass
-class DeckNote:
-    """One card as an Anki note: its GUID, the note type's fields as HTML, its tags."""
-
-    guid: str
-    fields: list[str]
-    tags: list[str]
 
 
 def deck_notes(pages: list[Page], root: Path, guids: dict[str, str]) -> tuple[list[DeckNote], dict[str, Path]]:

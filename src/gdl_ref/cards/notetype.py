@@ -15,10 +15,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["MODEL_ID", "MODEL_NAME", "DECK_ID", "DECK_NAME", "DECK_DESCRIPTION", "FIELDS", "TEMPLATES", "css",
-           "note_model", "model_fingerprint"]
+__all__ = ["DeckNote", "MODEL_ID", "MODEL_NAME", "DECK_ID", "DECK_NAME", "DECK_DESCRIPTION", "FIELDS", "TEMPLATES",
+           "css", "note_model", "model_fingerprint"]
+
+
+@dataclass
+class DeckNote:
+    """One card as a note of this note type: its GUID, the fields as HTML (in FIELDS order), its tags."""
+
+    guid: str
+    fields: list[str]
+    tags: list[str]
+
 
 MODEL_ID = 1_607_392_411      # a new id whenever FIELDS or TEMPLATES change (see model_fingerprint)
 MODEL_NAME = "gdl-ref card"
