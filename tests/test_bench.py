@@ -17,6 +17,7 @@ from torch import nn
 from conftest import ROOT
 from gdl_ref import bench, evaluate
 from gdl_ref.models import registry as families
+from gdl_ref.train import recipe as train_recipe
 from gdl_ref.bench.report import fmt, fmt_rate, fmt_ratio, ratio, render_page, tables, targets_table
 
 REQUIRED = {"family", "model", "data", "params", "device", "train_seconds", "steps", "bound", "test_nll",
@@ -111,17 +112,17 @@ def test_rows_record_what_the_optimisers_ran_with() -> None:
     row = bench.run_one("flow", "moons", bench.Budget(steps=2), eval_samples=32)
     if row["hparams"] is not None:  # recorded by fit: the recipe's learning rate is what Adam ran with
         (group,) = row["hparams"].values()
-        assert group["lr"] == pytest.approx(families.recipe("flow", "moons")["lr"])
+        assert group["lr"] == pytest.approx(train_recipe("flow", "moons")["lr"])
         assert sum(row["optimizer_steps"].values()) == row["steps"]
 
 
 def test_runs_follow_the_family_recipe_unless_told() -> None:
     row = bench.run_one("flow", "moons", bench.Budget(steps=3), eval_samples=50)
-    assert row["recipe"] == families.recipe("flow", "moons") and row["batch_size"] == row["recipe"]["batch_size"]
+    assert row["recipe"] == train_recipe("flow", "moons") and row["batch_size"] == row["recipe"]["batch_size"]
     assert row["test_nll_stderr"] > 0
     row = bench.run_one("flow", "moons", bench.Budget(steps=3), eval_samples=50, batch_size=8)
     assert row["recipe"]["batch_size"] == row["batch_size"] == 8
-    assert row["recipe"]["lr"] == families.recipe("flow", "moons")["lr"]
+    assert row["recipe"]["lr"] == train_recipe("flow", "moons")["lr"]
 
 
 def test_diffusion_is_scored_under_every_sampler() -> None:

@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seconds", type=_positive(float), metavar="S",
                        help="wall-clock seconds (default 60 when no budget is given)")
     train.add_argument("--batch-size", type=_positive(int), default=None, metavar="B",
-                       help="batch size (default: the family's recipe, see gdl_ref.models.registry.recipe)")
+                       help="batch size (default: the family's recipe, see gdl_ref.train.recipe)")
     train.add_argument("--lr", type=_positive(float), default=None, help="learning rate (default: the recipe's)")
     train.add_argument("--seed", type=int, default=None, help="seed of weights, data order and samples (default 0)")
     train.add_argument("--ema", type=_decay, default=None, metavar="DECAY",
@@ -351,7 +351,7 @@ def _write_text(path: Path, text: str) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gdl_ref.checkpoint import update_meta
-    from gdl_ref.train import fit
+    from gdl_ref.train import fit, recipe
 
     device = _device(args.device)
     budget = {"steps": args.steps, "epochs": args.epochs, "seconds": args.seconds}
@@ -369,7 +369,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.seed = 0 if args.seed is None else args.seed
         given = {"batch_size": args.batch_size, "lr": args.lr, "ema_decay": args.ema, "clip_grad": args.clip_grad}
         run = {**{k: getattr(args, k) for k in RUN_SETTINGS}, "overrides": dict(args.overrides),
-               "recipe": {**families.recipe(args.family, args.data), **{k: v for k, v in given.items() if v is not None}}}
+               "recipe": {**recipe(args.family, args.data), **{k: v for k, v in given.items() if v is not None}}}
         out = args.out or Path("runs") / f"{args.family}-{args.data}"
         _check_out(out, args.force)
         if all(v is None for v in budget.values()):

@@ -16,6 +16,7 @@ Juditsky (1992) (weight averaging); Foster, *Generative Deep Learning*, 2nd ed. 
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import time
 import warnings
@@ -28,11 +29,12 @@ import torch
 from torch import Tensor, nn
 
 from gdl_ref import distributed
+from gdl_ref.models import registry
 from gdl_ref.checkpoint import load_checkpoint, save_checkpoint
 from gdl_ref.train_state import (EMA, History, TrainState, build_optimizers, count_steps, epoch_permutation,
                                  optimizer_hparams, seed_everything)
 
-__all__ = ["History", "EMA", "TrainState", "fit", "evaluate", "build_optimizers", "optimizer_hparams", "parse_every"]
+__all__ = ["recipe", "History", "EMA", "TrainState", "fit", "evaluate", "build_optimizers", "optimizer_hparams", "parse_every"]
 
 Data = Tensor | tuple[Tensor, ...]
 
@@ -340,3 +342,15 @@ def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: in
     distributed.barrier(info)
     model.eval()
     return h
+
+
+def recipe(family: str, data: str) -> dict[str, Any]:
+    """The ``fit`` keyword arguments ``family`` trains with on ``data`` (batch size, learning rate, EMA, ...).
+
+    The family's ``config_for(data).recipe()`` laid over ``fit``'s own defaults of batch size and learning
+    rate; a family module without ``config_for`` trains with those defaults. Budgets are not part of a recipe.
+    ``gdl-ref train`` and ``gdl-ref bench`` both train with it.
+    """
+    defaults = {k: inspect.signature(fit).parameters[k].default for k in ("batch_size", "lr")}
+    config_for = getattr(registry.module(family), "config_for", None)
+    return {**defaults, **(config_for(data).recipe() if config_for is not None else {})}

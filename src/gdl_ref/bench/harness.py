@@ -186,7 +186,7 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
             peer: Peer | None = None) -> dict[str, Any]:
     """Train one (family or peer, data) pair under ``budget`` and score it on the test split.
 
-    Training follows the family's recipe (``gdl_ref.models.registry.recipe``: batch size, learning rate, EMA,
+    Training follows the family's recipe (``gdl_ref.train.recipe``: batch size, learning rate, EMA,
     early stopping on the val split); a peer gets the recipe of the family it pairs with, so both
     sides see the same data, batches and budget. ``batch_size`` replaces the recipe's.
     """
@@ -194,12 +194,12 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     from gdl_ref.models import registry as families
     from gdl_ref.data import load
     from gdl_ref.sampling import draw
-    from gdl_ref.train import fit
+    from gdl_ref.train import fit, recipe
 
     torch.manual_seed(seed)
     model = peer.build(data) if peer is not None else families.build(family, data)
     train_x, val_x, test_x = load(data, "train"), load(data, "val"), load(data, "test")
-    recipe = {**families.recipe(family, data), **({"batch_size": batch_size} if batch_size else {})}
+    recipe = {**recipe(family, data), **({"batch_size": batch_size} if batch_size else {})}
     result: dict[str, Any] = {
         "family": peer.pairs_with if peer else family,
         "model": peer.name if peer else model_name(model),
@@ -419,7 +419,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help=f"budget per 2-D toy run (default min(budget, {TOY_BUDGET_CAP:g}))")
     p.add_argument("--budget-steps", type=int, default=None, metavar="N", help="optimiser-step budget (with or without seconds)")
     p.add_argument("--batch-size", type=int, default=None, metavar="B",
-                   help="batch size of fit (default: each family's recipe, gdl_ref.models.registry.recipe)")
+                   help="batch size of fit (default: each family's recipe, gdl_ref.train.recipe)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="K",
                    help="seeds of fit and of the evaluation: each pair runs once per seed, and the tables give "
                         "mean +- sd over seeds (default: 0)")

@@ -390,7 +390,7 @@ def render_page(doc: dict[str, Any], source: str) -> str:
         f"| versions | {_versions_text(doc['versions'])} |", "",
         "## What is measured", "",
         "- Training: `gdl_ref.train.fit` on the train split (digits rows 0–999; 100,000 seeded points of a toy) "
-        "for the budget above, with each family's recipe (`gdl_ref.models.registry.recipe`: batch size, learning rate, "
+        "for the budget above, with each family's recipe (`gdl_ref.train.recipe`: batch size, learning rate, "
         "EMA, and for some families early stopping on the val split, which restores the best weights); a peer "
         "trains with the recipe of the family it is compared with.",
         "- NLL: the mean of `-model.log_prob` on the test split (digits rows 1350–1796, 447 images; 2,000 "

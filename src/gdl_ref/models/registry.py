@@ -19,7 +19,7 @@ from torch import nn
 
 from gdl_ref.data import TOY_NAMES
 
-__all__ = ["FAMILIES", "FamilyConfig", "names", "module", "register", "build", "family_of", "datasets", "recipe"]
+__all__ = ["FAMILIES", "FamilyConfig", "names", "module", "register", "build", "family_of", "datasets"]
 
 FAMILIES: dict[str, str] = {
     "autoregressive": "gdl_ref.models.autoregressive",
@@ -85,19 +85,6 @@ def family_of(model: nn.Module) -> str | None:
         if mod == path:
             return name
     return None
-
-
-def recipe(family: str, data: str) -> dict[str, Any]:
-    """The ``fit`` keyword arguments a family trains with on ``data`` (batch size, learning rate, EMA, ...):
-    the config's ``recipe()`` laid over ``fit``'s own defaults of batch size and learning rate (a module
-    without ``config_for`` trains with those defaults). Budgets are not part of a recipe."""
-    import inspect
-
-    from gdl_ref.train import fit  # late: train imports checkpoint, which imports this module
-
-    defaults = {k: inspect.signature(fit).parameters[k].default for k in ("batch_size", "lr")}
-    config_for = getattr(module(family), "config_for", None)
-    return {**defaults, **(config_for(data).recipe() if config_for is not None else {})}
 
 
 Config = TypeVar("Config", bound="FamilyConfig")
