@@ -133,6 +133,10 @@ def test_normal_log_density_matches_torch_distributions() -> None:
 
 def test_units() -> None:
     assert lk.bits_per_dim(64 * math.log(2), 64) == pytest.approx(1.0)
+    t = lk.bits_per_dim(torch.tensor([0.0, 2 * math.log(2)]), 2)
+    assert torch.allclose(t, torch.tensor([0.0, 1.0]))
+    # a uniform density on [0, 1)^64 gives the uniform categorical over 17 levels: 64 log 17 nats
+    assert float(lk.dequantized_nll(torch.tensor(0.0), dims=64, levels=17)) == pytest.approx(64 * math.log(17))
     assert float(lk.dequantized_nll(torch.tensor(1.0), dims=2, levels=4)) == pytest.approx(1 + 2 * math.log(4))
 
 

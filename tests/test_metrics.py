@@ -18,15 +18,6 @@ def gauss(n: int, d: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> 
     return shift + scale * torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-def test_bits_per_dim_and_dequantized_nll():
-    assert metrics.bits_per_dim(64 * math.log(2), 64) == pytest.approx(1.0)
-    t = metrics.bits_per_dim(torch.tensor([0.0, 2 * math.log(2)]), 2)
-    assert torch.allclose(t, torch.tensor([0.0, 1.0]))
-    # a uniform density on [0, 1)^64 gives the uniform categorical over 17 levels: 64 log 17 nats
-    assert float(metrics.dequantized_nll(torch.tensor(0.0))) == pytest.approx(64 * math.log(17))
-    assert float(metrics.dequantized_nll(torch.tensor(1.0), dims=2, levels=4)) == pytest.approx(1 + 2 * math.log(4))
-
-
 def test_frechet_of_identical_gaussians_is_zero():
     a = gauss(300, 5, 0)
     cov = torch.cov(a.T)

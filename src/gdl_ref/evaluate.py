@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from gdl_ref import data as gdata
 from gdl_ref import metrics
-from gdl_ref.likelihood import Bound
+from gdl_ref.likelihood import Bound, bits_per_dim
 from gdl_ref.sampling import draw
 
 __all__ = ["DensityResult", "Distance", "SampleResult", "Evaluation", "bound_of", "bound_label", "mean_and_stderr",
@@ -159,8 +159,8 @@ def evaluate_density(model: nn.Module, data: str, *, examples: int | None = None
     nll, nll_se = mean_and_stderr(-log_q)
     fields: dict[str, Any] = {}
     if data == "digits":
-        fields.update(bits_per_dim=float(metrics.bits_per_dim(nll, gdata.DIGIT_DIMS)),
-                      bits_per_dim_stderr=float(metrics.bits_per_dim(nll_se, gdata.DIGIT_DIMS)))
+        fields.update(bits_per_dim=float(bits_per_dim(nll, gdata.DIGIT_DIMS)),
+                      bits_per_dim_stderr=float(bits_per_dim(nll_se, gdata.DIGIT_DIMS)))
     else:
         kl, kl_se = paired_kl(gdata.toy_log_prob(data, x.double()).double(), log_q)
         fields.update(entropy=gdata.toy_entropy(data).nats, kl=kl, kl_stderr=kl_se)

@@ -1,8 +1,5 @@
-"""Metrics: likelihood in nats and bits per dimension, and sample quality with no downloads.
+"""Metrics: distances between samples and data, with no downloads (likelihood units: ``gdl_ref.likelihood``).
 
-* **NLL** in nats per example; **bits per dimension** = nats / (D ln 2). On digits a continuous density
-  of the uniformly dequantised y = (x + u) / 17 bounds the discrete NLL: nll_x <= nll_y + 64 log 17
-  (Theis et al., 2016, "A note on the evaluation of generative models").
 * **Sample quality** on digits, from the features of a small classifier trained on the digits train split
   (trained once, seeded, cached): Frechet distance (FD, the FID recipe of Heusel et al., 2017), kernel
   distance (KID: unbiased MMD^2 with the cubic polynomial kernel, Binkowski et al., 2018), MMD with
@@ -24,22 +21,13 @@ from torch import Tensor
 
 from gdl_ref import data as gdata
 
-__all__ = ["bits_per_dim", "dequantized_nll"]
+__all__ = ["gaussian_frechet", "frechet_distance", "kernel_distance", "mmd", "one_nn_accuracy",
+            "DigitClassifier", "train_digit_classifier", "digit_classifier", "classifier_accuracy",
+            "digit_features", "digit_scorer", "sample_quality", "toy_scorer", "toy_sample_quality",
+            "kernel_distance_from_gram", "mmd_from_gram", "one_nn_from_distances", "neighbour_order",
+            "resample_counts", "polynomial_gram", "gaussian_gram"]
 
 
-# --8<-- [start:nll]
-def bits_per_dim(nats: float | Tensor, dims: int) -> float | Tensor:
-    """Bits per dimension: nats / (D ln 2)."""
-    return nats / (dims * math.log(2))
-
-
-def dequantized_nll(nll_unit: Tensor, dims: int = gdata.DIGIT_DIMS, levels: int = gdata.DIGIT_LEVELS) -> Tensor:
-    """Discrete NLL bound from the NLL of y = (x + u) / levels on [0, 1)^D: nll_unit + D log(levels).
-
-    The change of variables from [0, levels)^D to [0, 1)^D divides the density by levels^D.
-    """
-    return nll_unit + dims * math.log(levels)
-# --8<-- [end:nll]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,10 +380,3 @@ def toy_sample_quality(samples: Tensor, name: str, seed: int = TOY_REFERENCE_SEE
     high-quality samples) and ``high_quality_share`` (samples within 3 sigma of their nearest mode).
     """
     return toy_scorer(samples, name, seed)()
-
-
-__all__ += ["gaussian_frechet", "frechet_distance", "kernel_distance", "mmd", "one_nn_accuracy",
-            "DigitClassifier", "train_digit_classifier", "digit_classifier", "classifier_accuracy",
-            "digit_features", "digit_scorer", "sample_quality", "toy_scorer", "toy_sample_quality",
-            "kernel_distance_from_gram", "mmd_from_gram", "one_nn_from_distances", "neighbour_order",
-            "resample_counts", "polynomial_gram", "gaussian_gram"]
