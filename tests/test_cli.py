@@ -20,6 +20,7 @@ from torch import nn
 
 from conftest import register_family
 from gdl_ref import cli, data
+from gdl_ref.likelihood import Bound
 
 torch.set_num_threads(1)
 
@@ -33,7 +34,7 @@ class PixelsConfig:
 class IndependentPixels(nn.Module):
     """An independent categorical per pixel: log p(x) = sum_d log softmax(theta_d)[x_d] (exact NLL)."""
 
-    nll_bound = "exact"
+    bound = Bound.EXACT
 
     def __init__(self, config: PixelsConfig) -> None:
         super().__init__()

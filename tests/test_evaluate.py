@@ -15,9 +15,9 @@ torch.set_num_threads(1)
 
 
 class _Gaussian2D(nn.Module):
-    """q = N(mu, diag(sigma^2)) in 2-D, a continuous density with an older-style ``nll_bound``."""
+    """q = N(mu, diag(sigma^2)) in 2-D, a continuous density that states its bound."""
 
-    nll_bound = "exact"
+    bound = Bound.DIFFERENTIAL
 
     def __init__(self, mu: tuple[float, float], sigma: tuple[float, float]) -> None:
         super().__init__()
@@ -76,7 +76,7 @@ def test_evaluate_density_on_a_toy_matches_its_definition() -> None:
     assert result.kl == pytest.approx(float(diff.mean())) and result.examples == 500
     assert result.kl_stderr == pytest.approx(float(diff.std() / math.sqrt(500)))
     assert result.nll == pytest.approx(float(-model.log_prob(x).mean()))
-    assert result.bound is Bound.DIFFERENTIAL and result.bits_per_dim is None  # an old "exact" on a toy
+    assert result.bound is Bound.DIFFERENTIAL and result.bits_per_dim is None
     d = result.to_dict()
     assert d["bound"] == "differential" and d["kl"] == result.kl and d["kl_negative"] is False
 
@@ -89,7 +89,7 @@ def test_a_negative_kl_beyond_its_standard_error_is_flagged() -> None:
 
 def test_bits_per_dim_and_the_bound_on_digits() -> None:
     class Uniform(nn.Module):
-        nll_bound = "dequantized"
+        bound = Bound.DEQUANTIZED
 
         def log_prob(self, x: torch.Tensor) -> torch.Tensor:
             return torch.full((len(x),), -64 * math.log(17))

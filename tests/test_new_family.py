@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from gdl_ref import checkpoint, cli, evaluate
+from gdl_ref.likelihood import Bound
 from gdl_ref.models import registry
 from gdl_ref.train import fit
 from gdl_ref.train import recipe as train_recipe
@@ -80,7 +81,7 @@ def diagonal_family(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_a_registered_family_runs_through_the_public_api(diagonal_family: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = registry.build(diagonal_family, "ring", init_log_var=-1.0)
-    assert registry.family_of(model) == "diagonal" and model.nll_bound == "differential"
+    assert registry.family_of(model) == "diagonal" and model.bound is Bound.DIFFERENTIAL
     recipe = train_recipe(diagonal_family, "ring")
     assert recipe == {"batch_size": 128, "lr": 5e-2}
     train = torch.randn(2000, 2) * torch.tensor([2.0, 0.5]) + torch.tensor([1.0, -1.0])

@@ -22,13 +22,12 @@ from gdl_ref.bench import Peer
 from gdl_ref.models.diffusion import DiffusionConfig
 
 SCHEDULES = {"cosine": "squaredcos_cap_v2", "linear": "linear"}
-TOP = gdata.DIGIT_LEVELS - 1
 
 
 class DiffusersDDPM(nn.Module):
     """eps-prediction DDPM: loss E||eps - eps_theta(x_t, t)||^2, ancestral sampling with the scheduler."""
 
-    nll_bound = None  # no likelihood: the harness reports sample quality only
+    bound = None  # no likelihood: the harness reports sample quality only
 
     def __init__(self, config: DiffusionConfig | None = None) -> None:
         super().__init__()
@@ -46,9 +45,8 @@ class DiffusersDDPM(nn.Module):
                                        beta_schedule=SCHEDULES[cfg.schedule], clip_sample=cfg.clip)
 
     def loss(self, x: Tensor) -> Tensor:
-        if x.dim() != 4 or tuple(x.shape[1:]) != gdata.DIGIT_SHAPE:
-            raise ValueError(f"expected x of shape (B, 1, 8, 8), got {tuple(x.shape)}")
-        x0 = 2 * x.float() / TOP - 1  # (B, 1, 8, 8) in [-1, 1]
+        gdata.check_digits(x)
+        x0 = gdata.levels_to_signed(x)  # (B, 1, 8, 8) bin centres in [-1, 1], as our diffusion sees them
         noise = torch.randn_like(x0)
         t = torch.randint(0, self.timesteps, (x0.shape[0],), device=x0.device)
         xt = self.scheduler.add_noise(x0, noise, t)  # sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps
@@ -62,7 +60,7 @@ class DiffusersDDPM(nn.Module):
         for t in self.scheduler.timesteps:
             eps = self.unet(x, t).sample
             x = self.scheduler.step(eps, t, x).prev_sample  # x_{t-1} ~ p(x_{t-1} | x_t)
-        return ((x + 1) * TOP / 2).round().clamp(0, TOP).long()  # (n, 1, 8, 8) levels
+        return gdata.signed_to_levels(x)  # (n, 1, 8, 8) levels
 
 
 def _versions() -> dict[str, str]:

@@ -3,13 +3,13 @@
 What a user would otherwise pick for a normalizing flow in PyTorch. The harness trains them with the
 same ``fit`` loop, data, split, seed and budget as ours, and scores them with the same code.
 
-* 2-D toys: the flow models the points directly; its log-density is exact.
+* 2-D toys: the flow models the points directly; its log-density is exact (a differential density).
 * Digits: the same uniform dequantisation as ours, y = (x + u) / 17 with u ~ U[0, 1)^64, and the same
   logit pre-processing v = logit(a + (1 - 2a) y), a = 0.05; the flow models v. The discrete bound is
 
       -log P(x) <= -log p_Y(y) + 64 log 17,   log p_Y(y) = log p_V(v) + log |dv/dy|,
 
-  exactly the quantity our ``DigitsRealNVP.log_prob`` returns, so the two NLLs compare.
+  exactly the quantity our ``ImageFlow.log_prob`` returns, so the two NLLs compare.
 
 References: Papamakarios, Pavlakou & Murray, "Masked Autoregressive Flow for Density Estimation" (2017);
 Durkan et al., "Neural Spline Flows" (2019); zuko, https://github.com/probabilists/zuko.
@@ -24,6 +24,7 @@ import zuko
 from torch import Tensor, nn
 
 from gdl_ref import data as gdata
+from gdl_ref.likelihood import Bound
 from gdl_ref.bench import Peer
 from gdl_ref.models.flows import FlowConfig, from_logit, to_logit
 
@@ -39,7 +40,7 @@ class ZukoFlow(nn.Module):
         super().__init__()
         self.data = data
         self.digits = data == "digits"
-        self.nll_bound = "dequantized" if self.digits else "exact"
+        self.bound = Bound.DEQUANTIZED if self.digits else Bound.DIFFERENTIAL
         transforms, hidden = SIZES["digits" if self.digits else "toy"]
         features = gdata.DIGIT_DIMS if self.digits else 2
         cls = {"nsf": zuko.flows.NSF, "maf": zuko.flows.MAF}[kind]

@@ -73,25 +73,17 @@ def bootstrap_stderr(statistic: Callable[[Tensor, Tensor], dict[str, float]], n_
 # Likelihood
 # ---------------------------------------------------------------------------------------------
 
-_OLD_BOUND_NAMES = {"dequantized": Bound.DEQUANTIZED, "iwae": Bound.IWAE, "elbo": Bound.ELBO}
-
-
 def bound_of(model: nn.Module, data: str) -> Bound | None:
-    """What ``model.log_prob`` returns: ``model.bound``, else the older ``nll_bound`` string; None without one.
+    """What ``model.log_prob`` returns: its ``bound`` (a ``gdl_ref.likelihood.Bound``); None without a likelihood.
 
-    An older model's "exact" on a 2-D toy is a continuous density of continuous data: ``Bound.DIFFERENTIAL``.
+    ``data`` is kept for the callers' symmetry with ``bound_label``; the model alone says what it reports.
     """
     if not hasattr(model, "log_prob"):
         return None
     bound = getattr(model, "bound", None)
-    if isinstance(bound, Bound):
-        return bound
-    name = getattr(model, "nll_bound", None)
-    if name is None:
-        return None
-    if name == "exact":
-        return Bound.EXACT if data == "digits" else Bound.DIFFERENTIAL
-    return _OLD_BOUND_NAMES[str(name)]
+    if bound is not None and not isinstance(bound, Bound):
+        raise TypeError(f"{type(model).__name__}.bound is {bound!r}, not a gdl_ref.likelihood.Bound")
+    return bound
 
 
 def bound_label(model: nn.Module, data: str) -> str | None:

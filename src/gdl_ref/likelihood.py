@@ -96,11 +96,6 @@ class DensityModule(nn.Module):
         """Mean negative log-likelihood, nats per example."""
         return -self.log_likelihood(x).mean()
 
-    @property
-    def nll_bound(self) -> str:
-        """``bound`` as its string value (read by the CLI and the benchmark harness)."""
-        return self.bound.value
-
 
 # --8<-- [start:normal]
 def normal_log_density(x: Tensor, mean: Tensor | float = 0.0, log_var: Tensor | float = 0.0) -> Tensor:

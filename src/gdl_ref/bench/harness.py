@@ -55,7 +55,7 @@ class Peer:
     """A model from another library, trained and scored by the same harness as ours.
 
     ``build(data)`` returns an ``nn.Module`` with ``loss(x)`` and ``sample(n)`` in our contract (and
-    ``log_prob`` with ``bound`` or ``nll_bound`` when the library gives a likelihood); ``pairs_with`` names our family
+    ``log_prob`` with ``bound`` when the library gives a likelihood); ``pairs_with`` names our family
     it is compared with; ``note`` says what the library cannot report (e.g. no NLL).
     """
 
