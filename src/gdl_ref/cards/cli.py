@@ -149,7 +149,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 @_guarded
 def cmd_lock(args: argparse.Namespace) -> int:
-    """Add the ids of new cards under ROOT/docs to ROOT/cards.lock.json (never changing an entry)."""
+    """Add the ids of the cards under ROOT/docs that ROOT/cards.lock.json lacks, each with its Anki note GUID;
+    no entry is ever changed or removed."""
     from .export import CardProblems, lock_site
     from .lock import LOCK_NAME, LockError
 
@@ -173,7 +174,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 @_guarded
 def cmd_retire(args: argparse.Namespace) -> int:
-    """Mark a card id retired in ROOT/cards.lock.json once its card is off the site."""
+    """Mark ID retired in ROOT/cards.lock.json, with the reason. The card must be deleted from its page first;
+    the entry and its GUID stay, and the id is never used again."""
     from .lock import LOCK_NAME, LockError, retire
     from .validate import site_ids
 
@@ -194,6 +196,11 @@ def _usage(parser: argparse.ArgumentParser):
     return show
 
 
+def _root_option(parser: argparse.ArgumentParser, text: str = "repository root (default: .)") -> None:
+    """The ``--root`` option of a cards command: the repository that pages, embeds and the lock file live in."""
+    parser.add_argument("--root", default=".", help=text)
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register `cards` (check, import, export) on an argparse subparsers object."""
     cards = subparsers.add_parser("cards", help="check, import and export the cards",
@@ -212,7 +219,7 @@ def _add_subcommands(cards: argparse.ArgumentParser) -> None:
                            description="Validate the chapter pages under PATHS (default docs/): card structure, "
                                        "site-wide ids, math, and code fences.")
     check.add_argument("paths", nargs="*", default=["docs"], metavar="PATHS", help="pages or folders (default: docs)")
-    check.add_argument("--root", default=".", help="repository root that embeds resolve against (default: .)")
+    _root_option(check, "repository root that embeds resolve against (default: .)")
     check.add_argument("--alone", action="store_true",
                        help="check the ids of PATHS among themselves only, not against the cards under ROOT/docs")
     check.set_defaults(func=cmd_check)
@@ -224,22 +231,19 @@ def _add_subcommands(cards: argparse.ArgumentParser) -> None:
     imp.add_argument("--chapter", metavar="NAME", help="the chapter title (default: the file's '# Flashcards:' header)")
     imp.add_argument("--out", metavar="PATH", help="where to write the page (default: standard output)")
     imp.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    imp.add_argument("--root", default=".", help="repository root; imported ids avoid those under ROOT/docs")
+    _root_option(imp, "repository root; imported ids avoid those under ROOT/docs")
     imp.set_defaults(func=cmd_import)
 
     lock = sub.add_parser("lock", help="give new cards their Anki note GUIDs in cards.lock.json",
-                          description="Add the ids of the cards under ROOT/docs that ROOT/cards.lock.json lacks, "
-                                      "each with its Anki note GUID; no entry is ever changed or removed.")
-    lock.add_argument("--root", default=".", help="repository root (default: .)")
+                          description=cmd_lock.__doc__)
+    _root_option(lock)
     lock.set_defaults(func=cmd_lock)
 
     ret = sub.add_parser("retire", help="mark the id of a card taken off the site retired in cards.lock.json",
-                         description="Mark ID retired in ROOT/cards.lock.json, with the reason. The card must be "
-                                     "deleted from its page first; the entry and its GUID stay, and the id is "
-                                     "never used again.")
+                         description=cmd_retire.__doc__)
     ret.add_argument("id", metavar="ID")
     ret.add_argument("--why", required=True, help='the reason, e.g. "merged into mle"')
-    ret.add_argument("--root", default=".", help="repository root (default: .)")
+    _root_option(ret)
     ret.set_defaults(func=cmd_retire)
 
     exp = sub.add_parser("export", help="write the cards as an Anki deck, CrowdAnki JSON, a CSV or flashcard text",
