@@ -13,8 +13,10 @@ where Chromium is absent. Run them alone with ``pytest -m browser``.
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -482,6 +484,49 @@ def test_a_missing_page_gets_the_styled_404_page(desktop: Session) -> None:
     assert tab.evaluate("getComputedStyle(document.querySelector('.md-header')).position") in {"sticky", "fixed"}, "no theme CSS"
     assert failed == [desktop.server.url("no/such/page/")], f"only the page itself should 404: {failed}"
     assert desktop.report.external_requests == []
+
+
+def _download(desktop: Session, tab: Any, link_text: str) -> bytes:
+    """Follow the page's link named ``link_text`` as a reader's download would, and return the body."""
+    href = tab.locator("article a", has_text=link_text).first.evaluate("a => a.href")
+    assert href.startswith(desktop.server.origin + "/"), f"{link_text!r} links off the site: {href}"
+    response = desktop.context.request.get(href)
+    assert response.ok, f"{href}: HTTP {response.status}"
+    return response.body()
+
+
+def test_the_home_page_offers_the_deck_the_csv_and_the_crowdanki_json(desktop: Session) -> None:
+    tab = desktop.open("")
+    assert _download(desktop, tab, "Anki deck")[:2] == b"PK"  # an .apkg is a zip archive
+    assert _download(desktop, tab, "CSV file").decode("utf-8").count("\n") > 10
+    crowdanki = _download(desktop, tab, "CrowdAnki JSON")
+    with zipfile.ZipFile(io.BytesIO(crowdanki)) as archive:
+        deck = next(name for name in archive.namelist() if name.endswith("deck.json"))
+        notes = json.loads(archive.read(deck))["notes"]
+    assert len(notes) > 10 and all(note["guid"] for note in notes)
+    assert desktop.report.external_requests == []
+
+
+def test_a_family_page_offers_its_runnable_blocks_as_a_notebook(desktop: Session, site_dir: Path) -> None:
+    tab = desktop.open(_family_page(site_dir))
+    notebook = json.loads(_download(desktop, tab, "notebook to download"))
+    cells = notebook["cells"]
+    assert "pip install gdl-ref==" in "".join(cells[0]["source"]), "the first cell installs the release"
+    assert sum(cell["cell_type"] == "code" for cell in cells) > 1
+
+
+def test_a_card_says_how_to_report_it_and_what_verified_it(desktop: Session, site_dir: Path) -> None:
+    if not (site_dir / CHAPTER / "index.html").is_file():
+        pytest.skip(f"{CHAPTER} is not built yet")
+    tab = desktop.open(CHAPTER)
+    card = tab.locator("article details.question").first
+    card.locator(":scope > summary").click()
+    meta = tab.locator("article .card-meta").first
+    assert re.search(r"(Verified with|not verified).*gdl-ref|gdl-ref \S+ on \d{4}-\d{2}-\d{2}", meta.inner_text())
+    report = meta.locator("a.card-report").get_attribute("href")
+    assert report.startswith("https://github.com/") and "/issues/new?" in report
+    assert "sample-space" in report  # the card id travels in the prefilled issue
+    assert desktop.report.external_requests == []  # a link to follow, not a request the page makes
 
 
 # ---------------------------------------------------------------------------------------------- screenshots
