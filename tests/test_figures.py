@@ -18,6 +18,7 @@ commented ``ALLOWED`` list below; each entry says why it is not a measurement.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,12 @@ import pytest
 from gdl_ref.cards.fences import SNIPPET, classify, resolve_snippet
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md")) + ["README.md"]
+# The pages' sources: Markdown under docs/ but the folders the build step writes (git-ignored, made from
+# the notebooks and the cards), the README, and the notebooks themselves (their Markdown cells).
+GENERATED_FOLDERS = ("docs/notebooks/", "docs/downloads/")
+PAGES = sorted(name for name in (p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md"))
+               if not name.startswith(GENERATED_FOLDERS)) + ["README.md"]
+NOTEBOOKS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "notebooks").glob("*.ipynb"))
 
 _NUMBER_WORDS = (r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|"
                  r"forty|fifty|sixty|ninety|a hundred|hundreds of|a few|several|a couple of|half an?|an?")
@@ -180,6 +186,19 @@ def test_no_hand_typed_measured_figures(page: str) -> None:
         map(str, new))
     if pending:
         pytest.xfail(f"{page}: {len(pending)} hand-typed figures pending: {pending}")
+
+
+def notebook_prose(path: str) -> str:
+    """The Markdown cells of a notebook, one after another (its code and outputs are their own source)."""
+    cells = json.loads((ROOT / path).read_text(encoding="utf-8"))["cells"]
+    return "\n\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_no_hand_typed_measured_figures_in_notebooks(notebook: str) -> None:
+    found = hand_typed_figures(notebook, notebook_prose(notebook))
+    assert not found, "figures typed by hand (generate them, restate a printed value, or remove them):\n" + "\n".join(
+        map(str, found))
 
 
 def test_the_check_finds_what_it_should() -> None:
