@@ -6,7 +6,7 @@ The layers, in reading order (a module may import its own layer and those before
 1. ``models`` -- the six families, their registry and shared parts;
 2. ``distributed``, ``train_state``, ``checkpoint``, ``train`` -- one training loop and its run folders;
 3. ``sampling``, ``metrics``, ``evaluate`` -- drawing and scoring a trained model;
-4. ``lessons`` -- the chapter-1 models, which train and score themselves with the layers above;
+4. ``lessons`` -- the chapter-1 models, which train and score themselves with the layers before them;
 5. ``cards``, ``site``, ``bench`` -- the card tools, the site build and the benchmark harness;
 6. ``cli`` -- the ``gdl-ref`` command over all of them.
 
