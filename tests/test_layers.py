@@ -124,7 +124,7 @@ def test_the_cycle_search_finds_what_it_should(edges: dict[str, set[str]], expec
     assert cycles(edges) == expected
 
 
-def test_relative_and_from_imports_resolve(tmp_path: Path) -> None:
+def test_relative_and_from_imports_resolve() -> None:
     """The graph sees `from gdl_ref import x`, `from .x import y` and imports inside functions."""
     assert "gdl_ref.data" in imports_of(PACKAGE / "models" / "registry.py")
     assert "gdl_ref.cards.mathml" in imports_of(PACKAGE / "cards" / "__init__.py")
