@@ -25,53 +25,14 @@ from pathlib import Path
 
 from markdown import Extension, Markdown
 from markdown.preprocessors import Preprocessor
-from pymdownx.snippets import SnippetPreprocessor
 
+from gdl_ref.cards.embeds import EmbedOutside, contained, snippet_refs
 from gdl_ref.cards.fences import resolve_snippet
 
 from .errors import SiteError
 
-__all__ = ["EmbedExtension", "embed_problems", "contained", "makeExtension"]
+__all__ = ["EmbedExtension", "embed_problems", "makeExtension"]
 
-MARKER = SnippetPreprocessor.RE_ALL_SNIPPETS  # the same lines pymdownx.snippets acts on
-BLOCK_LINE = SnippetPreprocessor.RE_SNIPPET
-
-
-def contained(ref_path: str, root: Path) -> Path | str:
-    """The file ``ref_path`` names under ``root``, or why it may not be read.
-
-    Absolute paths are refused, and so is any path that, after ``..`` and symbolic links are
-    resolved, lies outside ``root``.
-    """
-    if os.path.isabs(ref_path) or ref_path.startswith("~"):
-        return f'embedded path "{ref_path}" is absolute: embeds are paths relative to the repository root'
-    base = Path(os.path.realpath(root))
-    target = Path(os.path.realpath(base / ref_path))
-    if not target.is_relative_to(base):
-        return f'embedded path "{ref_path}" resolves outside the repository ({base})'
-    return target
-
-
-def _refs(lines: list[str]) -> list[tuple[int, str]]:
-    """(0-based line, reference) for every embed pymdownx.snippets would act on, in order."""
-    found: list[tuple[int, str]] = []
-    block = False
-    for number, line in enumerate(lines):
-        match = MARKER.match(line)
-        if match:
-            if match.group("escape"):
-                continue
-            if match.group("inline_marker"):
-                if not block:
-                    found.append((number, match.group("snippet")[1:-1].strip()))
-                continue
-            block = not block
-            continue
-        if block:
-            ref = BLOCK_LINE.match(line).group("snippet").strip()
-            if ref and not ref.startswith(";"):
-                found.append((number, ref))
-    return found
 
 
 def embed_problems(text: str, root: Path, _seen: frozenset[Path] = frozenset()) -> list[tuple[int, str]]:
@@ -79,24 +40,22 @@ def embed_problems(text: str, root: Path, _seen: frozenset[Path] = frozenset()) 
     names a section its file does not mark. Whole-file embeds are checked in turn, and a problem
     inside one is reported at the line that embeds it."""
     problems: list[tuple[int, str]] = []
-    for index, ref in _refs(text.splitlines()):
+    for line, ref in snippet_refs(text.splitlines()):
         path, _, section = ref.partition(":")
-        if path.lower().startswith(("http://", "https://")):
-            problems.append((index + 1, f'embedded URL "{path}": embeds are files of the repository'))
-            continue
-        target = contained(path, root)
-        if isinstance(target, str):
-            problems.append((index + 1, target))
+        try:  # the cards' containment rule: no absolute path, URL, ".." escape or link out
+            target = contained(path, root)
+        except EmbedOutside as err:
+            problems.append((line, str(err)))
             continue
         base = Path(os.path.realpath(root))
         relative = target.relative_to(base).as_posix()
         why = resolve_snippet(f"{relative}:{section}" if section else relative, base)
         if why:
-            problems.append((index + 1, why.replace(f'"{relative}"', f'"{path}"').replace(f" in {relative} ", f" in {path} ")))
+            problems.append((line, why.replace(f'"{relative}"', f'"{path}"').replace(f" in {relative} ", f" in {path} ")))
             continue
         if not section and target not in _seen and target.suffix in {".md", ".markdown", ".txt"}:
             inner = embed_problems(target.read_text(encoding="utf-8"), root, _seen | {target})
-            problems += [(index + 1, f'in "{path}", line {line}: {why}') for line, why in inner]
+            problems += [(line, f'in "{path}", line {k}: {why}') for k, why in inner]
     return problems
 
 
