@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The recorded benchmark run: every family and its peers for 120 s each (toys 60 s), 3 seeds each, on this
-# machine's CPU, then the benchmarks page regenerated from the JSON. The JSON records the load average at the
+# machine's CPU, with the 2-D density families also on moved toys (x0.1, x10, +5) and the toy runs two at a time
+# (one torch thread each), then the benchmarks page regenerated from the JSON. The JSON records the load average at the
 # start and the end and the wall time of the whole run; the page shows both. Run from anywhere:
 #   pip install -r benchmarks/requirements.txt   (the peers: zuko, diffusers)
 #   bash benchmarks/record.sh [extra gdl-ref bench options, e.g. --note "idle machine"]
@@ -15,7 +16,7 @@ if [ -e "$out" ]; then
 fi
 echo "record.sh: load average before: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)" >&2
 status=0
-"$GDL_REF" bench all --budget-seconds 120 --seeds 0 1 2 --peers --json "$out" "$@" || status=$?
+"$GDL_REF" bench all --budget-seconds 120 --seeds 0 1 2 --peers --moved --toy-workers 2 --json "$out" "$@" || status=$?
 echo "record.sh: load average after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)" >&2
 "$PYTHON" benchmarks/render_page.py "$out"   # a failed run is shown on the page too
 exit "$status"

@@ -15,11 +15,13 @@ import torch
 from torch import nn
 
 from conftest import ROOT
-from gdl_ref import bench, evaluate
+from gdl_ref import bench, data, evaluate
 from gdl_ref.likelihood import Bound
 from gdl_ref.models import registry as families
 from gdl_ref.train import recipe as train_recipe
-from gdl_ref.bench.report import fmt, fmt_rate, fmt_ratio, ratio, render_page, tables, targets_table
+from gdl_ref.bench.page import render_page
+from gdl_ref.bench.report import fmt, fmt_rate, fmt_ratio, ratio, tables
+from gdl_ref.bench.targets import targets_table
 
 REQUIRED = {"family", "model", "data", "params", "device", "train_seconds", "steps", "bound", "test_nll",
             "sample_quality", "sample_quality_floor", "train_examples_per_s", "sample_examples_per_s"}
@@ -235,6 +237,45 @@ def test_peers_run_beside_ours_and_failures_become_rows() -> None:
     assert fmt_ratio(nll) in text
 
 
+def test_jobs_add_the_moved_toys_of_the_density_families_after_the_rest() -> None:
+    pairs = bench.plan("all", None)
+    plain, moved = bench.jobs(pairs, (0, 1)), bench.jobs(pairs, (0, 1), moved=True)
+    assert moved[:len(plain)] == plain and len(plain) == 2 * len(pairs)
+    extra = moved[len(plain):]
+    toys = sum(1 for f, d in pairs if f in ("autoregressive", "flow") and d != "digits")
+    assert len(extra) == toys * len(data.MOVES) * 2
+    assert {j.family for j in extra} == {"autoregressive", "flow"} and all(j.data != "digits" for j in extra)
+    assert bench.Job("flow", "ring", 1, move=data.Move(10.0)).label == "flow on ring ×10, seed 1"
+
+
+def test_a_moved_run_trains_and_scores_on_the_moved_toy() -> None:
+    move = data.Move(10.0, 5.0)
+    row = bench.run_one("autoregressive", "8gaussians", bench.Budget(steps=2), eval_samples=64, move=move)
+    assert row["data"] == "8gaussians ×10 +5" and row["toy"] == "8gaussians"
+    assert row["move"] == {"scale": 10.0, "shift": 5.0}
+    assert row["entropy"] == pytest.approx(data.toy_entropy("8gaussians").nats + 2 * math.log(10.0))
+    # the same model, unmoved, reports the entropy of the toy itself
+    plain = bench.run_one("autoregressive", "8gaussians", bench.Budget(steps=2), eval_samples=64)
+    assert plain["entropy"] == pytest.approx(data.toy_entropy("8gaussians").nats)
+    assert row["sample_quality"].keys() == plain["sample_quality"].keys()
+    with pytest.raises(ValueError, match="only a 2-D toy"):
+        bench.run_one("vae", "digits", bench.Budget(steps=1), move=move)
+
+
+def test_toy_workers_run_the_toys_in_other_processes_and_keep_the_order(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    assert _run("autoregressive", "--data", "moons,ring", "--budget-steps", "2", "--eval-samples", "64", "--seeds",
+                "0", "1", "--toy-workers", "2", "--json", str(out), "--quiet") == 0
+    doc = json.loads(out.read_text())
+    assert [(r["data"], r["seed"]) for r in doc["results"]] == [("moons", 0), ("moons", 1), ("ring", 0), ("ring", 1)]
+    assert {r["torch_threads"] for r in doc["results"]} == {1}
+    assert "--toy-workers 2" in doc["command"]
+    # the same runs in this process: the same seeds give the same fits
+    again = bench.bench([("autoregressive", "moons")], bench.Budget(steps=2), seeds=(1,), eval_samples=64,
+                        log=lambda s: None)
+    assert again[0]["test_nll"] == pytest.approx(doc["results"][1]["test_nll"], rel=1e-4)
+
+
 def test_load_peers_explains_a_missing_package(tmp_path: Path) -> None:
     (tmp_path / "needs_it.py").write_text("import a_package_that_is_not_installed\nPEERS = []\n")
     with pytest.raises(ImportError, match="benchmarks/requirements.txt"):
@@ -303,19 +344,70 @@ def _row(family: str, data: str, **extra: object) -> dict[str, object]:
     return {**base, **extra}
 
 
+def _lines(text: str) -> dict[tuple[str, ...], str]:
+    return {tuple(c.strip() for c in line.strip("|").split("|")[:3]): line for line in text.splitlines()}
+
+
 def test_targets_are_judged_from_the_rows() -> None:
     rows = [_row("autoregressive", "digits", test_nll=70.0, test_bits_per_dim=1.6),
             _row("flow", "moons", test_nll=1.0, entropy=0.9, kl=0.1, kl_stderr=0.01),
-            _row("gan", "8gaussians", sample_quality={"mmd": 0.03, "modes_covered": 8.0},
-                 sample_quality_floor={"mmd": 0.02}),
+            _row("flow", "moons ×10", test_nll=5.0, entropy=5.5, kl=0.01, kl_stderr=0.01),
+            _row("gan", "8gaussians", sample_quality={"mmd": 0.03, "one_nn": 0.6, "modes_covered": 8.0},
+                 sample_quality_floor={"mmd": 0.02, "one_nn": 0.5}),
             {"family": "ebm", "model": "", "peer": False, "data": "digits", "error": "boom"}]
-    text = targets_table(rows)
-    lines = {tuple(c.strip() for c in line.strip("|").split("|")[:3]): line for line in text.splitlines()}
-    assert "reached" in lines[("autoregressive", "digits", "bits/dim ≤ 1.75")]
+    lines = _lines(targets_table(rows))
+    assert "| 1.600 | 1 | reached" in lines[("autoregressive", "digits", "bits/dim ≤ 1.70")]
     assert "| 0.100 ± 0.010 | 1 | not reached" in lines[("flow", "moons", "KL ≤ 0.05 nats")]
-    assert "| 1.500 | 1 | reached" in lines[("gan", "8gaussians", "MMD ≤ 2 × floor")]
+    assert "| 0.010 ± 0.010 | 1 | reached" in lines[("flow", "moons ×10", "KL ≤ 0.05 nats")]
+    assert "| 1.500 (mmd) | 1 | reached" in lines[("gan", "8gaussians", "every distance ≤ 2 × floor")]
     assert "| reached" in lines[("gan", "8gaussians", "8 of 8 modes covered")]
-    assert "failed to run" in lines[("ebm", "digits", "FD ≤ 2 × floor")]
+    assert "failed to run" in lines[("ebm", "digits", "every distance ≤ 2 × floor")]
+    assert ("flow", "ring", "KL ≤ 0.05 nats") not in lines  # a pair not run has no line
+
+
+def test_ahead_of_a_peer_is_the_ratio_of_the_means_over_seeds() -> None:
+    ours = [_row("flow", "digits", seed=k, test_nll=v, test_bits_per_dim=v / 44.36) for k, v in ((0, 90.0), (1, 94.0))]
+    nsf = [_row("flow", "digits", seed=k, model="zuko NSF", peer=True, test_nll=v) for k, v in ((0, 95.0), (1, 97.0))]
+    lines = _lines(targets_table(ours + nsf))
+    line = lines[("flow", "digits", "NLL below zuko NSF's (ours / peer < 1)")]
+    assert f"| {92.0 / 96.0:.3f} | 2 | reached" in line
+    assert ("flow", "digits", "NLL below zuko NSF's (ours / peer < 1)") in _lines(targets_table(ours))  # no peer: –
+    assert "| – | 2 | – |" in _lines(targets_table(ours))[("flow", "digits", "NLL below zuko NSF's (ours / peer < 1)")]
+
+
+def test_a_missed_target_needs_its_reason() -> None:
+    rows = [_row("flow", "moons", test_nll=1.0, entropy=0.9, kl=0.1, kl_stderr=0.01),
+            _row("autoregressive", "digits", test_nll=70.0, test_bits_per_dim=1.6)]
+    with pytest.raises(ValueError, match=r"flow \| moons \| KL ≤ 0.05 nats"):
+        targets_table(rows, reasons={})
+    text = targets_table(rows, reasons={"flow | moons | KL ≤ 0.05 nats": "too few steps"})
+    assert text.splitlines()[0].endswith("| why not |")
+    assert _lines(text)[("flow", "moons", "KL ≤ 0.05 nats")].endswith("| too few steps |")
+    assert _lines(text)[("autoregressive", "digits", "bits/dim ≤ 1.70")].endswith("|  |")  # reached: no reason
+
+
+def test_the_render_script_reads_the_reasons_beside_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = _script("render_page")
+    doc = {"date": "2026-01-02T03:04:05+00:00", "command": "gdl-ref bench flow", "versions": {"torch": "9.9"},
+           "machine": {"cpu": "Some CPU", "logical_cpus": 2, "torch_threads": 2, "system": "Linux"},
+           "seeds": [0], "results": [_row("flow", "moons", seed=0, test_nll=1.0, entropy=0.9, kl=0.1, kl_stderr=0.02)]}
+    run = tmp_path / "2026-01-02-cpu.json"
+    run.write_text(json.dumps(doc))
+    (tmp_path / "metrics-figures.json").write_text("{}")  # not a run: never picked as the newest
+    monkeypatch.setattr(script, "RESULTS", tmp_path)
+    assert script.latest() == run
+    assert "| why not |" not in script.render(run)  # no reasons file: the table has no reasons column
+    reasons = script.reasons_path(run)
+    reasons.write_text('"flow | moons | KL ≤ 0.05 nats" = "a reason"\n')
+    assert "| not reached | ran 1 s of 2 s | a reason |" in script.render(run)
+    reasons.write_text('"flow | ring | KL ≤ 0.05 nats" = "a reason for a target not on the page"\n')
+    with pytest.raises(ValueError, match="flow \\| moons"):
+        script.render(run)
+    page = tmp_path / "page.md"
+    assert script.main([str(run), "--out", str(page)]) == 2 and not page.exists()  # nothing written on error
+    reasons.write_text('"flow | moons | KL ≤ 0.05 nats" = \n')
+    with pytest.raises(ValueError, match="reasons.toml"):
+        script.render(run)
 
 
 def test_distances_show_their_floor_and_ratio() -> None:
@@ -351,7 +443,7 @@ def test_page_shows_date_machine_command_and_versions(tmp_path: Path) -> None:
                    "7.5, 6, 5 → 8, 7, 5.5", "torch 9.9, zuko 1.0", '!!! warning "About this run"',
                    "    a busy machine", "2 s per run (2-D toys)", '<!--pytest.mark.skip(reason="',
                    "| seeds | 0, 1 |", "| wall time of the whole run | 1 h 7 min |", "mean ± sd over 2 seeds",
-                   "| 1.100 ± 0.141 |", "0.000 ± 0.141 †", "| KL ≤ 0.05 nats | 0.000 ± 0.141 | 2 | reached |"):
+                   "| 1.100 ± 0.141 |", "0.000 ± 0.141 †", "| KL ≤ 0.05 nats | 0.000 ± 0.141 | 2 | reached | ran 1 s of 2 s |"):
         assert needle in page, needle
     # every bash fence on the page is marked as not run
     fences = re.findall(r'(<!--pytest\.mark\.skip\(reason="[^"]+"\)-->\n\n)?```bash', page)

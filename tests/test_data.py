@@ -269,3 +269,29 @@ def test_load_mnist_tiny_unpacked_files(tmp_path, monkeypatch):
 def test_cache_dir_env(monkeypatch, tmp_path):
     monkeypatch.setenv("GDL_REF_CACHE", str(tmp_path))
     assert data.cache_dir() == tmp_path
+
+
+# ----------------------------------------------------------------------------- moved toys
+
+
+@pytest.mark.parametrize("move", data.MOVES, ids=lambda m: m.label("toy"))
+def test_a_moved_toy_has_the_moved_density_and_entropy(move):
+    # independent of Move.log_prob's formula: mass on a grid around the moved data, and the entropy by Monte Carlo
+    name = "8gaussians"
+    centre, half, k = move.shift, 4.0 * move.scale, 300
+    h = 2 * half / k
+    c = torch.linspace(centre - half + h / 2, centre + half - h / 2, k, dtype=torch.float64)
+    mass = float(move.log_prob(name, torch.cartesian_prod(c, c)).exp().sum() * h * h)
+    assert abs(mass - 1) < 2e-3
+    y = move.apply(data.toy(name, 20_000, seed=5).double())
+    lp = move.log_prob(name, y)
+    assert abs(float(-lp.mean()) - move.entropy(name)) < 4 * float(lp.std()) / math.sqrt(len(lp))
+    assert torch.allclose(move.undo(y), data.toy(name, 20_000, seed=5).double(), atol=1e-9)
+
+
+def test_move_labels_and_bad_moves():
+    assert [m.label("moons") for m in data.MOVES] == ["moons ×0.1", "moons ×10", "moons +5"]
+    assert data.Move().label("ring") == "ring" and data.Move(2.0, -1.5).label("ring") == "ring ×2 -1.5"
+    for scale, shift in ((0.0, 0.0), (-1.0, 0.0), (math.nan, 0.0), (1.0, math.inf)):
+        with pytest.raises(ValueError, match="finite scale > 0"):
+            data.Move(scale, shift)

@@ -27,6 +27,7 @@ import os
 import urllib.error
 import urllib.request
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -39,7 +40,7 @@ __all__ = [
     "Entropy", "digits", "dequantize", "quantize", "levels_to_signed", "signed_to_levels", "dequantize_signed",
     "quantize_signed", "check_digits", "check_points", "toy", "toy_log_prob", "toy_entropy",
     "mc_entropy", "quadrature_entropy", "load", "cache_dir", "IDXError", "read_idx", "file_sha256", "load_mnist",
-    "MNIST_FILES",
+    "MNIST_FILES", "Move", "MOVES",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -359,6 +360,53 @@ def load(name: str, split: str = "train") -> Tensor:
         raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(TOY_SPLITS)}")
     n, seed = TOY_SPLITS[split]
     return toy(name, n, seed=seed)
+
+
+@dataclass(frozen=True)
+class Move:
+    """An affine move of a 2-D toy, x -> scale * x + shift (the same shift on both axes).
+
+    The moved toy has density p(x) = p_toy((x - shift) / scale) / scale^2, so its entropy is the toy's
+    plus 2 log scale and KL(p || q) of any q moved the same way is unchanged (KL is invariant under an
+    invertible map; Cover & Thomas, *Elements of Information Theory*, 2nd ed., 2006, sections 8.6 and 2.3).
+    A model that standardises on its training data should fit a moved toy exactly as well as the toy.
+    """
+
+    scale: float = 1.0
+    shift: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.scale) and self.scale > 0 and math.isfinite(self.shift)):
+            raise ValueError(f"a move needs a finite scale > 0 and a finite shift, got scale={self.scale}, "
+                             f"shift={self.shift}")
+
+    def apply(self, x: Tensor) -> Tensor:
+        """Toy points (n, 2) -> moved points (n, 2)."""
+        return x * self.scale + self.shift
+
+    def undo(self, y: Tensor) -> Tensor:
+        """Moved points (n, 2) -> toy points (n, 2)."""
+        return (y - self.shift) / self.scale
+
+    def log_prob(self, name: str, y: Tensor) -> Tensor:
+        """log p(y) of the moved toy ``name`` at moved points y (n, 2): log p_toy(undo(y)) - 2 log scale; (n,)."""
+        return toy_log_prob(name, self.undo(y)) - 2 * math.log(self.scale)
+
+    def entropy(self, name: str) -> float:
+        """H of the moved toy in nats: H(toy) + 2 log scale."""
+        return toy_entropy(name).nats + 2 * math.log(self.scale)
+
+    def label(self, name: str) -> str:
+        """'moons', 'moons ×10', 'moons ×0.1', 'moons +5': the toy's name and what was done to it."""
+        parts = [name]
+        if self.scale != 1.0:
+            parts.append(f"×{self.scale:g}")
+        if self.shift != 0.0:
+            parts.append(f"{self.shift:+g}")
+        return " ".join(parts)
+
+
+MOVES = (Move(0.1), Move(10.0), Move(1.0, 5.0))  # the moved versions of each toy that the benchmark fits
 
 
 def _check_toy_or_digits(name: str) -> None:

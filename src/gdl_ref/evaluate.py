@@ -129,17 +129,23 @@ class DensityResult:
 
 @torch.no_grad()
 def evaluate_density(model: nn.Module, data: str, *, examples: int | None = None, seed: int = 0,
-                     device: str | torch.device = "cpu", batch: int = EVAL_BATCH) -> DensityResult:
+                     device: str | torch.device = "cpu", batch: int = EVAL_BATCH,
+                     move: gdata.Move | None = None) -> DensityResult:
     """Score ``model.log_prob`` on the test split of ``data`` (its first ``examples`` rows).
 
     Monte-Carlo bounds (dequantisation noise, the ELBO's draws) run under ``torch.manual_seed(seed)`` in a
-    forked random state; the model is evaluated in eval mode and returned to its previous mode.
+    forked random state; the model is evaluated in eval mode and returned to its previous mode. ``move``
+    (a toy only) scores the model on the moved test split against the moved toy's density.
     """
     bound = bound_of(model, data)
     if bound is None:
         raise TypeError(f"{type(model).__name__} reports no likelihood (no log_prob with a bound)")
+    if move is not None and data == "digits":
+        raise ValueError("move: only a 2-D toy can be moved, not digits")
     test = gdata.load(data, "test")
     x = test[: examples or len(test)]
+    if move is not None:
+        x = move.apply(x)
     was_training = model.training
     model.eval()
     try:
@@ -154,8 +160,9 @@ def evaluate_density(model: nn.Module, data: str, *, examples: int | None = None
         fields.update(bits_per_dim=float(bits_per_dim(nll, gdata.DIGIT_DIMS)),
                       bits_per_dim_stderr=float(bits_per_dim(nll_se, gdata.DIGIT_DIMS)))
     else:
-        kl, kl_se = paired_kl(gdata.toy_log_prob(data, x.double()).double(), log_q)
-        fields.update(entropy=gdata.toy_entropy(data).nats, kl=kl, kl_stderr=kl_se)
+        log_p = (move.log_prob(data, x.double()) if move else gdata.toy_log_prob(data, x.double())).double()
+        kl, kl_se = paired_kl(log_p, log_q)
+        fields.update(entropy=move.entropy(data) if move else gdata.toy_entropy(data).nats, kl=kl, kl_stderr=kl_se)
     return DensityResult(data=data, bound=bound, bound_label=bound_label(model, data) or bound.value,
                          examples=len(x), nll=nll, nll_stderr=nll_se, **fields)
 

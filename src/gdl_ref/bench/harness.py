@@ -35,10 +35,13 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from gdl_ref.bench.report import aggregate, tables, targets_table
+from gdl_ref.bench.report import aggregate, tables
+from gdl_ref.bench.targets import targets_table
+from gdl_ref.data import MOVES, Move
 
 SCHEMA = 2  # 2: rows per seed, paired KL, standard errors, floors over subsets, hparams
 TOY_BUDGET_CAP = 60.0  # toys train for min(--budget-seconds, 60) unless --toy-budget-seconds says otherwise
+MOVED_FAMILIES = ("autoregressive", "flow")  # the scale-free 2-D density models that --moved fits on moved toys
 # The data sets each family is benchmarked on by default (the targets of the benchmark page).
 DEFAULT_DATA: dict[str, tuple[str, ...]] = {
     "autoregressive": ("digits", "moons", "8gaussians", "checkerboard", "ring"),
@@ -183,12 +186,15 @@ def what_ran(history: Any) -> dict[str, Any]:
 
 def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: str = "cpu",
             batch_size: int | None = None, eval_samples: int | None = None,
-            peer: Peer | None = None) -> dict[str, Any]:
+            peer: Peer | None = None, move: Move | None = None) -> dict[str, Any]:
     """Train one (family or peer, data) pair under ``budget`` and score it on the test split.
 
     Training follows the family's recipe (``gdl_ref.train.recipe``: batch size, learning rate, EMA,
     early stopping on the val split); a peer gets the recipe of the family it pairs with, so both
-    sides see the same data, batches and budget. ``batch_size`` replaces the recipe's.
+    sides see the same data, batches and budget. ``batch_size`` replaces the recipe's. ``move`` (a toy
+    only) trains and scores on the moved toy (``gdl_ref.data.Move``): the row's ``data`` is its label,
+    e.g. ``moons ×10``; the paired KL is against the moved density, and the samples are moved back
+    before their distances are measured, so those compare with the toy's own rows.
     """
     from gdl_ref.evaluate import bound_label, evaluate_density, evaluate_samples
     from gdl_ref.models import registry as families
@@ -196,18 +202,23 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     from gdl_ref.sampling import draw
     from gdl_ref.train import fit, recipe
 
+    if move is not None and data == "digits":
+        raise ValueError("move: only a 2-D toy can be moved, not digits")
     torch.manual_seed(seed)
     model = peer.build(data) if peer is not None else families.build(family, data)
     train_x, val_x, test_x = load(data, "train"), load(data, "val"), load(data, "test")
+    if move is not None:
+        train_x, val_x = move.apply(train_x), move.apply(val_x)
     recipe = {**recipe(family, data), **({"batch_size": batch_size} if batch_size else {})}
     result: dict[str, Any] = {
         "family": peer.pairs_with if peer else family,
         "model": peer.name if peer else model_name(model),
         "peer": peer is not None,
-        "data": data,
+        "data": move.label(data) if move else data,
         "seed": seed,
         "params": sum(p.numel() for p in model.parameters()),
         "device": device,
+        "torch_threads": torch.get_num_threads(),
         "budget_seconds": budget.seconds,
         "budget_steps": budget.steps,
         "batch_size": recipe["batch_size"],
@@ -228,8 +239,10 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
 
     n = min(eval_samples or len(test_x), len(test_x))
     start = time.perf_counter()
+    if move is not None:
+        result.update(toy=data, move={"scale": move.scale, "shift": move.shift})
     if result["bound"] is not None:
-        result.update(evaluate_density(model, data, examples=n, seed=seed + 1, device=device).to_dict())
+        result.update(evaluate_density(model, data, examples=n, seed=seed + 1, device=device, move=move).to_dict())
     result["eval_seconds"] = time.perf_counter() - start
 
     _sync(device)
@@ -238,15 +251,15 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     _sync(device)
     result["sample_seconds"] = time.perf_counter() - start
     result["sample_examples_per_s"] = n / max(result["sample_seconds"], 1e-9)
-    result.update(evaluate_samples(samples, data, seed=seed).to_dict())
+    result.update(evaluate_samples(move.undo(samples) if move else samples, data, seed=seed).to_dict())
     variants = getattr(model, "sampler_variants", None)
     if callable(variants):
-        result["samplers"] = _sampler_sweep(model, variants(), result, data, n, seed, device)
+        result["samplers"] = _sampler_sweep(model, variants(), result, data, n, seed, device, move)
     return result
 
 
 def _sampler_sweep(model: nn.Module, variants: dict[str, dict[str, Any]], default: dict[str, Any],
-                   data: str, n: int, seed: int, device: str) -> list[dict[str, Any]]:
+                   data: str, n: int, seed: int, device: str, move: Move | None = None) -> list[dict[str, Any]]:
     """Sample quality and speed of each sampler of ``model.sampler_variants()`` (label -> sample keywords).
 
     The first variant is the model's default sampler, already scored in ``default``; the others draw
@@ -269,7 +282,7 @@ def _sampler_sweep(model: nn.Module, variants: dict[str, dict[str, Any]], defaul
         _sync(device)
         row["sample_seconds"] = time.perf_counter() - start
         row["sample_examples_per_s"] = n / max(row["sample_seconds"], 1e-9)
-        sampled = evaluate_samples(samples, data, seed=seed).to_dict()
+        sampled = evaluate_samples(move.undo(samples) if move else samples, data, seed=seed).to_dict()
         row.update({k: v for k, v in sampled.items() if k.startswith("sample_quality")})
         rows.append(row)
     return rows
@@ -305,6 +318,34 @@ def plan(family: str, data: list[str] | None) -> list[tuple[str, str]]:
     return [(f, d) for f in chosen for d in (data or DEFAULT_DATA.get(f, ("digits",)))]
 
 
+@dataclass(frozen=True)
+class Job:
+    """One run of the benchmark: a family (or a peer of it, by name) on a data set, maybe moved, under a seed."""
+
+    family: str
+    data: str
+    seed: int = 0
+    peer: str | None = None
+    move: Move | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.peer or self.family} on {self.move.label(self.data) if self.move else self.data}, seed {self.seed}"
+
+
+def jobs(pairs: list[tuple[str, str]], seeds: tuple[int, ...] = (0,), peers: list[Peer] | None = None,
+         moved: bool = False) -> list[Job]:
+    """Every run of a benchmark, in the order of its tables: each pair, then each peer on the data of the family
+    it pairs with, then (``moved``) each scale-free 2-D density family (MOVED_FAMILIES) on every moved version of
+    each of its toys (``gdl_ref.data.MOVES``); each once per seed."""
+    runs: list[tuple[str, str, str | None, Move | None]] = [(f, d, None, None) for f, d in pairs]
+    for p in peers or []:
+        runs += [(p.pairs_with, d, p.name, None) for f, d in pairs if f == p.pairs_with and d in p.data]
+    if moved:
+        runs += [(f, d, None, m) for f, d in pairs if f in MOVED_FAMILIES and d != "digits" for m in MOVES]
+    return [Job(f, d, seed, peer, move) for f, d, peer, move in runs for seed in seeds]
+
+
 def default_peers_dir() -> Path:
     """``benchmarks/peers`` of the source checkout this module lives in, else of the working directory."""
     here = Path(__file__).resolve().parents[2] / "benchmarks" / "peers"
@@ -331,29 +372,79 @@ def load_peers(directory: Path) -> list[Peer]:
     return peers
 
 
+def run_job(job: Job, budget: Budget, peers: dict[str, Peer], *, device: str = "cpu", batch_size: int | None = None,
+            eval_samples: int | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """``run_one`` for a job, logged; an exception becomes an error row (a broken family must not hide the others)."""
+    log(f"bench: {job.label} ...")
+    try:
+        row = run_one(job.family, job.data, budget, seed=job.seed, device=device, batch_size=batch_size,
+                      eval_samples=eval_samples, peer=peers[job.peer] if job.peer else None, move=job.move)
+    except Exception as err:
+        row = {"family": job.family, "model": job.peer or "", "peer": job.peer is not None,
+               "data": job.move.label(job.data) if job.move else job.data, "seed": job.seed, "device": device,
+               "error": f"{type(err).__name__}: {err}"}
+    log(f"bench: {job.label} " + (f"failed: {row['error']}" if "error" in row else
+                                  f"{row['steps']} steps in {row['train_seconds']:.1f} s"))
+    return row
+
+
 def bench(pairs: list[tuple[str, str]], budget: Budget, *, toy_budget: Budget | None = None,
           seeds: tuple[int, ...] = (0,), device: str = "cpu", batch_size: int | None = None,
-          eval_samples: int | None = None, peers: list[Peer] | None = None,
+          eval_samples: int | None = None, peers: list[Peer] | None = None, moved: bool = False,
+          toy_workers: int = 1, peers_dir: Path | None = None,
           log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Run every pair once per seed, then every peer on the data of the family it pairs with; errors become rows."""
-    jobs: list[tuple[str, str, Peer | None]] = [(f, d, None) for f, d in pairs]
-    for p in peers or []:
-        jobs += [(p.pairs_with, d, p) for f, d in pairs if f == p.pairs_with and d in p.data]
-    rows = []
-    for (family, data, peer), seed in ((job, seed) for job in jobs for seed in seeds):
-        b = budget if data == "digits" or toy_budget is None else toy_budget
-        label = f"{peer.name if peer else family} on {data}, seed {seed}"
-        log(f"bench: {label} ...")
-        try:
-            row = run_one(family, data, b, seed=seed, device=device, batch_size=batch_size,
-                          eval_samples=eval_samples, peer=peer)
-        except Exception as err:  # a broken family must not hide the others' numbers
-            row = {"family": family, "model": peer.name if peer else "", "peer": peer is not None,
-                   "data": data, "seed": seed, "device": device, "error": f"{type(err).__name__}: {err}"}
-        log(f"bench: {label} " + (f"failed: {row['error']}" if "error" in row else
-                                  f"{row['steps']} steps in {row['train_seconds']:.1f} s"))
-        rows.append(row)
-    return rows
+    """Run every job of ``jobs(pairs, seeds, peers, moved)``; the rows come back in that order.
+
+    Digits runs go one at a time with every torch thread. With ``toy_workers`` > 1 the 2-D toy runs go
+    ``toy_workers`` at a time, each in its own process with one torch thread (their models are too small to
+    gain from a second thread, so on two cores two runs take the time of one); peers are imported again in
+    each process from ``peers_dir``.
+    """
+    todo = jobs(pairs, seeds, peers, moved)
+    by_name = {p.name: p for p in peers or []}
+    options = {"device": device, "batch_size": batch_size, "eval_samples": eval_samples}
+    rows: dict[int, dict[str, Any]] = {}
+    parallel = [i for i, j in enumerate(todo) if j.data != "digits"] if toy_workers > 1 else []
+    for i, job in enumerate(todo):
+        if i not in parallel:
+            rows[i] = run_job(job, budget if job.data == "digits" else toy_budget or budget, by_name,
+                              log=log, **options)
+    if parallel:
+        if peers and peers_dir is None:
+            raise ValueError("toy_workers > 1 with peers needs peers_dir: each process imports the peers again")
+        rows.update(_run_in_workers({i: todo[i] for i in parallel}, toy_budget or budget, toy_workers,
+                                    peers_dir if peers else None, log is not _silent, options))
+    return [rows[i] for i in range(len(todo))]
+
+
+def _silent(_: str) -> None:
+    """A log that says nothing (``--quiet``)."""
+
+
+def _run_in_workers(todo: dict[int, Job], budget: Budget, workers: int, peers_dir: Path | None, verbose: bool,
+                    options: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Each job in a pool of ``workers`` fresh processes (spawned, one torch thread each); index -> row."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")  # not fork: the parent's thread pools do not survive a fork
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_start,
+                             initargs=(str(peers_dir) if peers_dir else None, verbose)) as pool:
+        futures = {i: pool.submit(_worker_job, job, budget, options) for i, job in todo.items()}
+        return {i: f.result() for i, f in futures.items()}
+
+
+_WORKER: dict[str, Any] = {}  # in a worker process: its peers by name and its log
+
+
+def _worker_start(peers_dir: str | None, verbose: bool) -> None:
+    torch.set_num_threads(1)
+    _WORKER["peers"] = {p.name: p for p in load_peers(Path(peers_dir))} if peers_dir else {}
+    _WORKER["log"] = (lambda s: print(s, file=sys.stderr, flush=True)) if verbose else _silent
+
+
+def _worker_job(job: Job, budget: Budget, options: dict[str, Any]) -> dict[str, Any]:
+    return run_job(job, budget, _WORKER["peers"], log=_WORKER["log"], **options)
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -363,10 +454,13 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--data", ",".join(args.data)]
     for flag, value in (("--budget-seconds", args.budget_seconds), ("--toy-budget-seconds", args.toy_budget_seconds),
                         ("--budget-steps", args.budget_steps), ("--batch-size", args.batch_size),
-                        ("--eval-samples", args.eval_samples), ("--threads", args.threads)):
+                        ("--eval-samples", args.eval_samples), ("--threads", args.threads),
+                        ("--toy-workers", args.toy_workers)):
         if value is not None:
             parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     parts += ["--seeds", *(str(k) for k in args.seeds), "--device", args.device]
+    if args.moved:
+        parts.append("--moved")
     if args.peers:
         parts.append("--peers")
     if args.json:
@@ -428,6 +522,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="score only the first N test examples and draw N samples (default: the whole test "
                         "split, 447 digits or 2,000 toy points); for smoke runs")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="torch.set_num_threads before training")
+    p.add_argument("--moved", action="store_true",
+                   help="also fit the scale-free 2-D density families (" + ", ".join(MOVED_FAMILIES) + ") on each "
+                        "of their toys scaled by 0.1 and by 10 and shifted by 5 (gdl_ref.data.MOVES)")
+    p.add_argument("--toy-workers", type=int, default=None, metavar="N",
+                   help="run the 2-D toy runs N at a time, each in its own process with one torch thread "
+                        "(digits runs stay one at a time with every thread); default 1")
     p.add_argument("--peers", action="store_true",
                    help="also train the peer libraries' models (benchmarks/peers, benchmarks/requirements.txt)")
     p.add_argument("--peers-dir", type=Path, default=None, help=argparse.SUPPRESS)
@@ -452,7 +552,8 @@ def main(args: argparse.Namespace) -> int:
     args.data = [d for group in args.data for d in group] if args.data else None
     if args.budget_seconds is None and args.budget_steps is None:
         args.budget_seconds = 120.0  # recorded in the command line of the JSON
-    for name in ("budget_seconds", "toy_budget_seconds", "budget_steps", "batch_size", "eval_samples", "threads"):
+    for name in ("budget_seconds", "toy_budget_seconds", "budget_steps", "batch_size", "eval_samples", "threads",
+                 "toy_workers"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             print(f"gdl-ref bench: error: --{name.replace('_', '-')} must be positive, got {value}", file=sys.stderr)
@@ -470,11 +571,12 @@ def main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     budget, toy_budget = budgets(args)
-    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+    log = _silent if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     machine = machine_info(args.device)
     started = time.perf_counter()
     rows = bench(pairs, budget, toy_budget=toy_budget, seeds=tuple(args.seeds), device=args.device,
-                 batch_size=args.batch_size, eval_samples=args.eval_samples, peers=peers, log=log)
+                 batch_size=args.batch_size, eval_samples=args.eval_samples, peers=peers, moved=args.moved,
+                 toy_workers=args.toy_workers or 1, peers_dir=args.peers_dir or default_peers_dir(), log=log)
     doc = report(rows, args, peers, machine, wall_seconds=time.perf_counter() - started)
     print(tables(rows))
     targets = targets_table(rows)

@@ -1,7 +1,7 @@
-"""Benchmark reports: the Markdown tables, the targets, and the benchmarks page of a recorded run.
+"""Benchmark reports: the Markdown tables of a run (``gdl-ref bench`` prints them; the benchmarks page shows them).
 
-``tables(rows)`` is what ``gdl-ref bench`` prints; ``render_page(doc, source)`` turns the JSON of a
-recorded run (``benchmarks/results/*.json``) into ``docs/benchmarks.md`` (``benchmarks/render_page.py``).
+``tables(rows)`` writes them; ``gdl_ref.bench.targets`` judges the targets and ``gdl_ref.bench.page``
+renders the page of a recorded run.
 Ratios are *ours / peer*: below 1 favours ours for NLL and for seconds per example. A sample distance is
 shown beside its floor, the same distance for real train data (mean +- sd over random train subsets).
 A run with several seeds (``--seeds``) has one row per seed; ``aggregate`` merges them into one row per
@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -50,7 +49,7 @@ def fmt_ratio(r: float | None) -> str:
     return "–" if r is None else f"{r:.2f}×"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in r) + " |" for r in rows]
     return "\n".join(lines)
@@ -121,7 +120,7 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _spread(row: dict[str, Any], key: str, sub: str | None = None) -> float | None:
+def spread(row: dict[str, Any], key: str, sub: str | None = None) -> float | None:
     """The spread of a figure: the sd over seeds with several seeds, else its own standard error."""
     several = len(row.get("seeds", [])) > 1
     if sub is None:
@@ -152,7 +151,7 @@ def _distance(row: dict[str, Any], key: str) -> str:
     floor = row.get("sample_quality_floor", {}).get(key)
     if value is None:
         return "–"
-    shown = pm(value, _spread(row, "sample_quality", key))
+    shown = pm(value, spread(row, "sample_quality", key))
     if floor is None:
         return shown
     return f"{shown} ({pm(floor, row.get('sample_quality_floor_sd', {}).get(key))}; {fmt_ratio(ratio(value, floor))})"
@@ -162,10 +161,10 @@ def _kl(row: dict[str, Any]) -> str:
     """The paired KL with its spread, marked † when a seed's estimate fell below minus its standard error."""
     if row.get("kl") is None:
         return "–"
-    return pm(row["kl"], _spread(row, "kl")) + (" †" if row.get("kl_negative") else "")
+    return pm(row["kl"], spread(row, "kl")) + (" †" if row.get("kl_negative") else "")
 
 
-def _modes(row: dict[str, Any]) -> int | None:
+def modes_covered(row: dict[str, Any]) -> int | None:
     """Modes of 8gaussians covered by the samples (an integer count), None elsewhere."""
     value = row.get("sample_quality", {}).get("modes_covered")
     return None if value is None else int(value)
@@ -200,28 +199,28 @@ def tables(rows: list[dict[str, Any]], level: int = 3) -> str:
         flagged = any(r.get("kl_negative") for r in lik)
         out.append(f"{h} Test likelihood\n\n{_spread_note(lik)}"
                    + (" † marks a KL estimate below minus its standard error: possible with a finite test "
-                      "sample, since the KL itself is never negative." if flagged else "") + "\n\n" + _table(
+                      "sample, since the KL itself is never negative." if flagged else "") + "\n\n" + table(
             ["model", "data", "bound", "params", "steps", "train s", "test n", "NLL (nats)", "bits/dim",
              "KL(p ‖ q) (nats)", "train ex/s"],
             [[_name(r), r["data"], r["bound"], fmt(r["params"]), fmt(r["steps"]), fmt(r["train_seconds"], 1),
-              fmt(r.get("test_examples")), pm(r["test_nll"], _spread(r, "test_nll")),
-              pm(r.get("test_bits_per_dim"), _spread(r, "test_bits_per_dim")), _kl(r),
+              fmt(r.get("test_examples")), pm(r["test_nll"], spread(r, "test_nll")),
+              pm(r.get("test_bits_per_dim"), spread(r, "test_bits_per_dim")), _kl(r),
               fmt_rate(r["train_examples_per_s"])] for r in lik]))
     if ok:
         out.append(f"{h} Samples\n\n{_spread_note(ok)} Each distance is shown as *value (floor; value / floor)*, "
                    "the floor being the same distance for as many real train examples, mean ± sd over random "
-                   "train subsets.\n\n" + _table(
+                   "train subsets.\n\n" + table(
                        ["model", "data", "samples", "FD", "KD", "MMD", "1-NN accuracy", "modes",
                         "within 3σ of a mode", "sample ex/s"],
                        [[_name(r), r["data"], fmt(r["samples"]), _distance(r, "fd"), _distance(r, "kd"),
                          _distance(r, "mmd"), _distance(r, "one_nn"),
-                         fmt(_modes(r)), fmt(r["sample_quality"].get("high_quality_share"), 2),
+                         fmt(modes_covered(r)), fmt(r["sample_quality"].get("high_quality_share"), 2),
                          fmt_rate(r["sample_examples_per_s"])] for r in ok]))
     swept = [r for r in ok if r.get("samplers")]
     for r in swept:
         out.append(f"{h} Samplers: {_name(r)} on {r['data']}\n\nThe same trained model sampled by each sampler "
                    f"({fmt(r['samples'])} samples under one seed); distances as *value (floor; value / floor)*.\n\n"
-                   + _table(["sampler", "FD", "KD", "MMD", "1-NN accuracy", "sample ex/s"],
+                   + table(["sampler", "FD", "KD", "MMD", "1-NN accuracy", "sample ex/s"],
                             [[v["sampler"], _distance(v, "fd"), _distance(v, "kd"), _distance(v, "mmd"),
                               _distance(v, "one_nn"), fmt_rate(v["sample_examples_per_s"])]
                              for v in r["samplers"]]))
@@ -240,7 +239,7 @@ def tables(rows: list[dict[str, Any]], level: int = 3) -> str:
     if comparisons:
         out.append(f"{h} Ours / peer\n\nRatios below 1 favour ours: NLL (nats), training seconds per example, "
                    "sampling seconds per example, and the first sample distance (FD on digits, MMD on toys).\n\n"
-                   + _table(["data", "ours", "peer", "NLL", "train time", "sample time", "distance", "note"],
+                   + table(["data", "ours", "peer", "NLL", "train time", "sample time", "distance", "note"],
                             comparisons))
     if failed:
         out.append(f"{h} Failed runs\n\n" + "\n".join(
@@ -252,205 +251,3 @@ def tables(rows: list[dict[str, Any]], level: int = 3) -> str:
 def _distance_ratio(ours: dict[str, Any], peer: dict[str, Any]) -> str:
     key = "fd" if ours["data"] == "digits" else "mmd"
     return fmt_ratio(ratio(ours.get("sample_quality", {}).get(key), peer.get("sample_quality", {}).get(key)))
-
-
-@dataclass
-class Target:
-    """A goal of the benchmark page: ``value(row)`` must satisfy ``met(value)``."""
-
-    family: str
-    data: tuple[str, ...]
-    goal: str
-    value: Callable[[dict[str, Any]], float | None]
-    met: Callable[[float], bool]
-    spread: Callable[[dict[str, Any]], float | None] = lambda r: None  # sd over seeds, or the standard error
-
-
-def _floor_ratio(key: str) -> Callable[[dict[str, Any]], float | None]:
-    return lambda r: ratio(r.get("sample_quality", {}).get(key), r.get("sample_quality_floor", {}).get(key))
-
-
-TOYS = ("moons", "8gaussians", "checkerboard", "ring")
-TARGETS = [
-    Target("autoregressive", ("digits",), "bits/dim ≤ 1.75", lambda r: r.get("test_bits_per_dim"),
-           lambda v: v <= 1.75, lambda r: _spread(r, "test_bits_per_dim")),
-    Target("autoregressive", TOYS, "KL ≤ 0.05 nats", lambda r: r.get("kl"), lambda v: v <= 0.05,
-           lambda r: _spread(r, "kl")),
-    Target("flow", TOYS, "KL ≤ 0.05 nats", lambda r: r.get("kl"), lambda v: v <= 0.05, lambda r: _spread(r, "kl")),
-    Target("gan", ("digits",), "FD ≤ 2 × floor", _floor_ratio("fd"), lambda v: v <= 2),
-    Target("ebm", ("digits",), "FD ≤ 2 × floor", _floor_ratio("fd"), lambda v: v <= 2),
-    Target("gan", ("8gaussians",), "MMD ≤ 2 × floor", _floor_ratio("mmd"), lambda v: v <= 2),
-    Target("ebm", ("8gaussians",), "MMD ≤ 2 × floor", _floor_ratio("mmd"), lambda v: v <= 2),
-    Target("gan", ("8gaussians",), "8 of 8 modes covered",
-           lambda r: _modes(r), lambda v: v >= 8),
-    Target("ebm", ("8gaussians",), "8 of 8 modes covered", lambda r: _modes(r), lambda v: v >= 8),
-]
-
-
-def targets_table(rows: list[dict[str, Any]]) -> str:
-    """Each target beside the value reached, mean over seeds (our models only; a pair not run has no line)."""
-    rows = aggregate(rows)
-    lines = []
-    for t in TARGETS:
-        for data in t.data:
-            row = next((r for r in rows if not r.get("peer") and r["family"] == t.family and r["data"] == data), None)
-            if row is None:
-                continue
-            value = None if "error" in row else t.value(row)
-            verdict = "failed to run" if "error" in row else "–" if value is None else (
-                "reached" if t.met(value) else "not reached")
-            spread = None if "error" in row else t.spread(row)
-            lines.append([t.family, data, t.goal, pm(value, spread), fmt(len(row.get("seeds", [0]))), verdict])
-    return _table(["family", "data", "target", "value", "seeds", "verdict"], lines) + "\n" if lines else ""
-
-
-# ---------------------------------------------------------------------------------------------
-# The benchmarks page
-# ---------------------------------------------------------------------------------------------
-
-PAGE_MARK = "<!-- generated by benchmarks/render_page.py from {source}; edit that script or re-record, not this page -->"
-
-
-def _budget_text(doc: dict[str, Any]) -> str:
-    """The budgets the rows ran under, e.g. '20 s (digits), 20 s (toys)'."""
-    parts = []
-    for label, rows in (("digits", [r for r in doc["results"] if r["data"] == "digits"]),
-                        ("2-D toys", [r for r in doc["results"] if r["data"] != "digits"])):
-        budgets = sorted({(r.get("budget_seconds"), r.get("budget_steps")) for r in rows if "error" not in r},
-                         key=str)
-        for seconds, steps in budgets:
-            limit = " or ".join(x for x in (f"{seconds:g} s" if seconds else "", f"{steps} steps" if steps else "") if x)
-            parts.append(f"{limit} per run ({label})")
-    return "; ".join(parts) or "–"
-
-
-def _families_in(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """(family, title) for each family with a row, in the order of first appearance."""
-    titles = {"autoregressive": "Autoregressive models", "flow": "Normalizing flows", "vae": "Variational autoencoders",
-              "diffusion": "Diffusion models", "gan": "GANs", "ebm": "Energy-based models"}
-    seen = dict.fromkeys(r["family"] for r in rows)
-    return [(f, titles.get(f, f)) for f in seen]
-
-
-def _provenance(doc: dict[str, Any]) -> str:
-    """One line: when, on what, with which command a run was recorded."""
-    m = doc["machine"]
-    device = ", ".join(sorted({r["device"] for r in doc["results"]})) or "cpu"
-    where = m.get("gpu") or f"{m['cpu']} ({m['logical_cpus']} logical CPUs, {m['torch_threads']} torch threads)"
-    return f"Recorded {doc['date'][:10]} on {device}: {where}, with `{doc['command']}`."
-
-
-def _wall_text(seconds: float | None) -> str:
-    """'1 h 23 min' for a recorded wall time, or 'not recorded' (runs recorded before it was)."""
-    if seconds is None:
-        return "not recorded"
-    minutes = round(seconds / 60)
-    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{max(minutes, 1)} min"
-
-
-def _versions_text(versions: dict[str, str]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in versions.items())
-
-
-def render_page(doc: dict[str, Any], source: str) -> str:
-    """docs/benchmarks.md for the recorded run ``doc`` (the JSON of ``gdl-ref bench --json``) read from ``source``."""
-    m = doc["machine"]
-    load = " → ".join(", ".join(f"{v:g}" for v in la) if la else "not recorded"
-                      for la in (m.get("loadavg_start"), m.get("loadavg_end")))
-    hardware = f"{m['cpu']}, {m['logical_cpus']} logical CPUs, {m['torch_threads']} torch threads"
-    if m.get("gpu"):
-        hardware += f", GPU {m['gpu']}"
-    lines = [
-        "# Benchmarks", "",
-        PAGE_MARK.format(source=source), "",
-        "Every number on this page comes from one recorded run of `gdl-ref bench`, kept as JSON in "
-        f"`{source}`; the page is generated from that file by `python benchmarks/render_page.py {source}`, "
-        "and a test checks that the two agree.", "",
-    ]
-    if doc.get("note"):
-        lines += ['!!! warning "About this run"', "", f"    {doc['note']}", ""]
-    if doc.get("schema", 1) < 2:
-        lines += ['!!! warning "Recorded with the earlier estimators"', "",
-                  "    This run predates the paired KL, the floors over random train subsets, the standard errors "
-                  "and the seeds: its toy rows have no KL column, each floor is the distance of the first train "
-                  "rows (not a mean over subsets), every figure is of one seed, and the flows' toy rows say "
-                  "`exact` where the number is a differential NLL and name the class RealNVP where its couplings "
-                  "were splines. `bash benchmarks/record.sh` records it again.", ""]
-    lines += [
-        "## The run", "",
-        "| | |", "|---|---|",
-        f"| date (UTC) | {doc['date']} |",
-        f"| command | `{doc['command']}` |",
-        f"| budget | {_budget_text(doc)} |",
-        f"| machine | {hardware} ({m['system']}) |",
-        f"| load average (1, 5, 15 min), start → end | {load} |",
-        f"| seeds | {', '.join(str(k) for k in doc.get('seeds', [0]))} |",
-        f"| wall time of the whole run | {_wall_text(doc.get('wall_seconds'))} |",
-        f"| device | {', '.join(sorted({r['device'] for r in doc['results']})) or '–'} |",
-        f"| versions | {_versions_text(doc['versions'])} |", "",
-        "## What is measured", "",
-        "- Training: `gdl_ref.train.fit` on the train split (digits rows 0–999; 100,000 seeded points of a toy) "
-        "for the budget above, with each family's recipe (`gdl_ref.train.recipe`: batch size, learning rate, "
-        "EMA, and for some families early stopping on the val split, which restores the best weights); a peer "
-        "trains with the recipe of the family it is compared with.",
-        "- NLL: the mean of `-model.log_prob` on the test split (digits rows 1350–1796, 447 images; 2,000 "
-        "seeded toy points), in nats per example, with its standard error over the test examples. On digits "
-        "also bits per dimension, NLL / (64 ln 2), over the 17 grey levels. The *bound* column says what the "
-        "number is (`gdl_ref.likelihood.Bound`): `exact` (a discrete model's −log P(x) on the digits), "
-        "`differential` (a continuous density's −log p(x) on the continuous toys: a differential NLL, not a "
-        "probability), `dequantized` (a density on y = (x + u) / 17, u ~ U[0, 1)^64, plus 64 log 17), "
-        "`iwae-k` (the importance-weighted bound with k samples) and `elbo` (the variational bound). The last "
-        "three bound the discrete NLL from above in expectation over their Monte-Carlo draws; one evaluation "
-        "can land on either side.",
-        "- On 2-D toys, the paired KL(p_data ‖ p_model): the mean over the test points of log p_true(x) − "
-        "log q(x), with its standard error (`gdl_ref.evaluate.paired_kl`). The true density is known, so "
-        "the two log-densities are compared point by point and share the test sample's noise. The KL itself "
-        "is never negative, but its estimate from 2,000 points can be; one below minus its standard error is "
-        "marked †.",
-        "- Samples: as many as the test split (or `--eval-samples`), scored by `gdl_ref.evaluate.evaluate_samples`: "
-        "on digits the Fréchet (FD) and kernel (KD) distances of classifier features, MMD and the 1-NN "
-        "two-sample accuracy (0.5 is ideal); on toys MMD, 1-NN accuracy and, on 8gaussians, the modes "
-        "covered. Each distance has a bootstrap standard error (samples and reference resampled). The floor "
-        "beside it is the same distance for as many real train examples, mean ± sd over 5 seeded random "
-        "train subsets (the digits rows are ordered by writer, so a contiguous block would not do): a "
-        "reference, not a bound, and a model's samples can land a little under it.",
-        "- Seeds: each pair is trained and scored once per seed; a table shows the mean ± sd over the seeds "
-        "(with one seed, the figure's own standard error). The JSON keeps every seed's row and a summary.",
-        "- What ran: each row of the JSON records the optimisers' hyperparameters as their `param_groups` "
-        "held them (`hparams`) and the steps each optimiser took (`optimizer_steps`, e.g. a GAN's generator "
-        "and critic).",
-        "- Peers (`--peers`) are other libraries' models trained by the same loop on the same data, split, "
-        "seed and budget; their adapters are in `benchmarks/peers/`.", "",
-    ]
-    targets = targets_table(doc["results"])
-    if targets:
-        lines += ["## Targets", "", targets]
-    lines += ["## Results", "",
-              "One section a family, our models first and the peers after them. Each section is also shown on "
-              "its family's chapter, included from this page.", ""]
-    for family, label in _families_in(doc["results"]):
-        rows = [r for r in doc["results"] if r["family"] == family]
-        lines += [f"### {label}", "", f"<!-- --8<-- [start:{family}] -->", "",
-                  f"*{_provenance(doc)}*", "", tables(rows, level=4).rstrip(), "",
-                  f"<!-- --8<-- [end:{family}] -->", ""]
-    lines += [
-        "## Reproduce", "",
-        "The recorded run is one command; `benchmarks/record.sh` runs it with the full budget and 3 seeds "
-        f"and regenerates this page. This page's run took {_wall_text(doc.get('wall_seconds'))} of wall "
-        "time (the run table gives the machine and its load).", "",
-        "*Not run here: it trains every family and peer for minutes each, and needs the peers' "
-        "packages from `benchmarks/requirements.txt`.*", "",
-        '<!--pytest.mark.skip(reason="it trains every family and peer for minutes each")-->', "",
-        "```bash",
-        "pip install -r benchmarks/requirements.txt",
-        "bash benchmarks/record.sh",
-        "```", "",
-        "This page's run was made with:", "",
-        "*Not run here: it is the recorded run itself, minutes of training.*", "",
-        '<!--pytest.mark.skip(reason="it is the recorded run itself, minutes of training")-->', "",
-        "```bash",
-        doc["command"],
-        f"python benchmarks/render_page.py {source}",
-        "```", "",
-    ]
-    return "\n".join(lines)
