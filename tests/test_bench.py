@@ -410,6 +410,15 @@ def test_the_render_script_reads_the_reasons_beside_the_run(tmp_path: Path, monk
         script.render(run)
 
 
+def test_tables_show_ours_then_ours_on_moved_toys_then_the_peers() -> None:
+    rows = [_row("flow", "moons", model="zuko NSF", peer=True, test_nll=1.2),
+            _row("flow", "moons ×10", toy="moons", move={"scale": 10.0, "shift": 0.0}, test_nll=5.6),
+            _row("flow", "moons", test_nll=1.1)]
+    text = tables(rows)
+    first = [text.index(needle) for needle in ("| flow: M | moons |", "| flow: M | moons ×10 |", "| zuko NSF (peer) | moons |")]
+    assert first == sorted(first)
+
+
 def test_distances_show_their_floor_and_ratio() -> None:
     rows = [_row("gan", "digits", bound=None, sample_quality={"fd": 3.0, "one_nn": 0.8},
                  sample_quality_floor={"fd": 1.5, "one_nn": 0.5})]

@@ -383,6 +383,8 @@ def run_job(job: Job, budget: Budget, peers: dict[str, Peer], *, device: str = "
         row = {"family": job.family, "model": job.peer or "", "peer": job.peer is not None,
                "data": job.move.label(job.data) if job.move else job.data, "seed": job.seed, "device": device,
                "error": f"{type(err).__name__}: {err}"}
+        if job.move is not None:
+            row.update(toy=job.data, move={"scale": job.move.scale, "shift": job.move.shift})
     log(f"bench: {job.label} " + (f"failed: {row['error']}" if "error" in row else
                                   f"{row['steps']} steps in {row['train_seconds']:.1f} s"))
     return row

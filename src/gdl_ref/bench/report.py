@@ -183,6 +183,11 @@ def _spread_note(rows: list[dict[str, Any]]) -> str:
             "distance's by the bootstrap).")
 
 
+def _table_order(row: dict[str, Any]) -> tuple[bool, bool]:
+    """Our rows first, on the data as given and then on moved toys, then the peers' (stable within each)."""
+    return bool(row.get("peer")), "move" in row or "toy" in row
+
+
 def tables(rows: list[dict[str, Any]], level: int = 3) -> str:
     """The Markdown tables of a run: likelihoods, samples, samplers, ours / peer ratios, failures.
 
@@ -191,7 +196,7 @@ def tables(rows: list[dict[str, Any]], level: int = 3) -> str:
     """
     h = "#" * level
     failed = [r for r in rows if "error" in r]
-    rows = aggregate(rows)
+    rows = sorted(aggregate(rows), key=_table_order)
     ok = [r for r in rows if "error" not in r]
     out = []
     lik = [r for r in ok if r.get("test_nll") is not None]
