@@ -41,8 +41,26 @@ def _provenance(doc: dict[str, Any]) -> str:
     """One line: when, on what, with which command a run was recorded."""
     m = doc["machine"]
     device = ", ".join(sorted({r["device"] for r in doc["results"]})) or "cpu"
-    where = m.get("gpu") or f"{m['cpu']} ({m['logical_cpus']} logical CPUs, {m['torch_threads']} torch threads)"
-    return f"Recorded {doc['date'][:10]} on {device}: {where}, with `{doc['command']}`."
+    where = m.get("gpu") or f"{m['cpu']} ({m['logical_cpus']} logical CPUs, {_threads(m)} torch threads)"
+    how = "in parts (see the benchmarks page)" if doc.get("parts") else f"with `{doc['command']}`"
+    return f"Recorded {doc['date'][:10]} on {device}: {where}, {how}."
+
+
+def _threads(machine: dict[str, Any]) -> str:
+    """The torch threads of a run: one number, or those of its parts ('1' or '1, 2')."""
+    threads = machine["torch_threads"]
+    return ", ".join(str(t) for t in threads) if isinstance(threads, list) else str(threads)
+
+
+def _parts_table(doc: dict[str, Any]) -> list[str]:
+    """The parts of a run recorded in parts: file, start, wall time, threads, load average at start and end."""
+    lines = ["| part | started (UTC) | wall time | torch threads | load average, start → end |", "|---|---|---|---|---|"]
+    for p in doc["parts"]:
+        load = " → ".join(", ".join(f"{v:g}" for v in la) if la else "not recorded"
+                          for la in (p.get("loadavg_start"), p.get("loadavg_end")))
+        lines.append(f"| `{p['file']}` | {p['started'][11:19]} | {_wall_text(p.get('wall_seconds'))} | "
+                     f"{p['torch_threads']} | {load} |")
+    return lines
 
 
 def _wall_text(seconds: float | None) -> str:
@@ -66,7 +84,7 @@ def render_page(doc: dict[str, Any], source: str, reasons: dict[str, str] | None
     m = doc["machine"]
     load = " → ".join(", ".join(f"{v:g}" for v in la) if la else "not recorded"
                       for la in (m.get("loadavg_start"), m.get("loadavg_end")))
-    hardware = f"{m['cpu']}, {m['logical_cpus']} logical CPUs, {m['torch_threads']} torch threads"
+    hardware = f"{m['cpu']}, {m['logical_cpus']} logical CPUs, {_threads(m)} torch threads"
     if m.get("gpu"):
         hardware += f", GPU {m['gpu']}"
     lines = [
@@ -89,7 +107,7 @@ def render_page(doc: dict[str, Any], source: str, reasons: dict[str, str] | None
         "## The run", "",
         "| | |", "|---|---|",
         f"| date (UTC) | {doc['date']} |",
-        f"| command | `{doc['command']}` |",
+        f"| command | {'in ' + str(len(doc['parts'])) + ' parts, below' if doc.get('parts') else '`' + doc['command'] + '`'} |",
         f"| budget | {_budget_text(doc)} |",
         f"| machine | {hardware} ({m['system']}) |",
         f"| load average (1, 5, 15 min), start → end | {load} |",
@@ -128,8 +146,10 @@ def render_page(doc: dict[str, Any], source: str, reasons: dict[str, str] | None
         "KL does not change under an invertible map, so it compares directly with the toy's own row, and a "
         "model that standardises on its data should match it. Their samples are moved back before the "
         "distances are measured.",
-        "- Threads: digits runs go one at a time with every torch thread; with `--toy-workers 2` the toy runs go "
-        "two at a time, each in its own process with one torch thread (each row records its `torch_threads`).",
+        "- Threads: with `benchmarks/record.sh`, digits runs go one at a time with every torch thread and the "
+        "toy runs two at a time (`--toy-workers 2`), each in its own process with one torch thread; with "
+        "`benchmarks/record_lanes.sh`, every part runs with one torch thread, two parts at a time. Each row "
+        "records its `torch_threads`.",
         "- Seeds: each pair is trained and scored once per seed; a table shows the mean ± sd over the seeds "
         "(with one seed, the figure's own standard error). The JSON keeps every seed's row and a summary.",
         "- What ran: each row of the JSON records the optimisers' hyperparameters as their `param_groups` "
@@ -156,8 +176,11 @@ def render_page(doc: dict[str, Any], source: str, reasons: dict[str, str] | None
     lines += [
         "## Reproduce", "",
         "The recorded run is one command; `benchmarks/record.sh` runs it with the full budget and 3 seeds "
-        f"and regenerates this page. This page's run took {_wall_text(doc.get('wall_seconds'))} of wall "
-        "time (the run table gives the machine and its load).", "",
+        "and regenerates this page. On a machine too slow to run it in one go, `benchmarks/record_lanes.sh` "
+        "runs the same budgets and seeds in parts, two at a time with one torch thread each, merges them "
+        "(`benchmarks/merge_runs.py`) and regenerates the page; its peers run on the digits only. This page's "
+        f"run took {_wall_text(doc.get('wall_seconds'))} of wall time (the run table gives the machine and "
+        "its load).", "",
         "*Not run here: it trains every family and peer for minutes each, and needs the peers' "
         "packages from `benchmarks/requirements.txt`.*", "",
         '<!--pytest.mark.skip(reason="it trains every family and peer for minutes each")-->', "",
@@ -169,8 +192,13 @@ def render_page(doc: dict[str, Any], source: str, reasons: dict[str, str] | None
         "*Not run here: it is the recorded run itself, minutes of training.*", "",
         '<!--pytest.mark.skip(reason="it is the recorded run itself, minutes of training")-->', "",
         "```bash",
-        doc["command"],
+        *([p["command"] for p in doc["parts"]] if doc.get("parts") else [doc["command"]]),
+        *([f"python benchmarks/merge_runs.py {' '.join(p['file'] for p in doc['parts'])} --out {source}"]
+          if doc.get("parts") else []),
         f"python benchmarks/render_page.py {source}",
         "```", "",
     ]
+    if doc.get("parts"):
+        lines += ["Its parts, in the order they started (`benchmarks/record_lanes.sh` runs them in two lanes):", "",
+                  *_parts_table(doc), ""]
     return "\n".join(lines)
