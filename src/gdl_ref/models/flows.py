@@ -182,7 +182,7 @@ class FlowConfig(FamilyConfig):
         Measured against RealNVP's affine couplings (8 layers, width 256) under the benchmark's budget: the
         affine flow overfits the 1,000 training digits within a few hundred steps; the splines, more
         expressive per layer with fewer weights per output, reach a lower validation NLL before they do
-        (``gdl-ref bench flow --data digits``; the benchmarks page has the recorded figures).
+        (``benchmarks/config_trials.py flow digits``; the benchmarks page has the recorded figures).
         """
         return {"coupling": "spline", "layers": 8, "hidden": 128, "bins": 8} if data == "digits" else {}
 
