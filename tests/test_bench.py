@@ -513,3 +513,13 @@ def test_parts_merge_into_one_run_that_the_page_shows(tmp_path: Path) -> None:
                   "2026-01-02T02:00:00+00:00", 60.0, commit="def")
     assert merge.main([str(toys), str(other), "--out", str(tmp_path / "y.json")]) == 2
     assert not (tmp_path / "y.json").exists()
+
+
+def test_a_table_whose_rows_ran_different_seeds_shows_them() -> None:
+    rows = [_row("flow", "moons", seed=k, test_nll=1.0 + k / 10, kl=0.01, kl_stderr=0.01, entropy=1.0) for k in (0, 1)]
+    rows.append(_row("flow", "moons ×10", seed=0, toy="moons", move={"scale": 10.0, "shift": 0.0}, test_nll=5.6,
+                     test_nll_stderr=0.05, kl=0.02, kl_stderr=0.01, entropy=5.6))
+    text = tables(rows)
+    assert "the *seeds* column" in text and "| seeds |" in text
+    assert "| 0, 1 |" in text and "| 5.600 ± 0.050 |" in text  # one seed: its own standard error
+    assert "| seeds |" not in tables(rows[:2])

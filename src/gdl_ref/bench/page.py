@@ -178,7 +178,8 @@ def render_page(doc: dict[str, Any], source: str, reasons: dict[str, str] | None
         "The recorded run is one command; `benchmarks/record.sh` runs it with the full budget and 3 seeds "
         "and regenerates this page. On a machine too slow to run it in one go, `benchmarks/record_lanes.sh` "
         "runs the same budgets and seeds in parts, two at a time with one torch thread each, merges them "
-        "(`benchmarks/merge_runs.py`) and regenerates the page; its peers run on the digits only. This page's "
+        "(`benchmarks/merge_runs.py`) and regenerates the page; its peers run on the digits only, and the spline "
+        "flow's moved toys under one seed. This page's "
         f"run took {_wall_text(doc.get('wall_seconds'))} of wall time (the run table gives the machine and "
         "its load).", "",
         "*Not run here: it trains every family and peer for minutes each, and needs the peers' "

@@ -176,8 +176,15 @@ def per_example_seconds(row: dict[str, Any]) -> float | None:
     return 1.0 / rate if rate else None
 
 
+def _seed_counts(rows: list[dict[str, Any]]) -> set[int]:
+    return {len(r.get("seeds", [0])) for r in rows}
+
+
 def _spread_note(rows: list[dict[str, Any]]) -> str:
-    seeds = max((len(r.get("seeds", [])) for r in rows), default=1)
+    if len(_seed_counts(rows)) > 1:
+        return ("Each figure is the mean ± sd over the seeds its row ran (the *seeds* column); with one seed, the ± "
+                "is the figure's own standard error.")
+    seeds = max(_seed_counts(rows), default=1)
     return (f"Each figure is the mean ± sd over {seeds} seeds." if seeds > 1 else
             "One seed: each ± is the figure's own standard error (the NLL's and KL's over the test points, a "
             "distance's by the bootstrap).")
@@ -206,21 +213,21 @@ def tables(rows: list[dict[str, Any]], level: int = 3) -> str:
                    + (" † marks a KL estimate below minus its standard error: possible with a finite test "
                       "sample, since the KL itself is never negative." if flagged else "") + "\n\n" + table(
             ["model", "data", "bound", "params", "steps", "train s", "test n", "NLL (nats)", "bits/dim",
-             "KL(p ‖ q) (nats)", "train ex/s"],
+             "KL(p ‖ q) (nats)", "train ex/s"] + _seeds_header(lik),
             [[_name(r), r["data"], r["bound"], fmt(r["params"]), fmt(r["steps"]), fmt(r["train_seconds"], 1),
               fmt(r.get("test_examples")), pm(r["test_nll"], spread(r, "test_nll")),
               pm(r.get("test_bits_per_dim"), spread(r, "test_bits_per_dim")), _kl(r),
-              fmt_rate(r["train_examples_per_s"])] for r in lik]))
+              fmt_rate(r["train_examples_per_s"])] + _seeds_cell(r, lik) for r in lik]))
     if ok:
         out.append(f"{h} Samples\n\n{_spread_note(ok)} Each distance is shown as *value (floor; value / floor)*, "
                    "the floor being the same distance for as many real train examples, mean ± sd over random "
                    "train subsets.\n\n" + table(
                        ["model", "data", "samples", "FD", "KD", "MMD", "1-NN accuracy", "modes",
-                        "within 3σ of a mode", "sample ex/s"],
+                        "within 3σ of a mode", "sample ex/s"] + _seeds_header(ok),
                        [[_name(r), r["data"], fmt(r["samples"]), _distance(r, "fd"), _distance(r, "kd"),
                          _distance(r, "mmd"), _distance(r, "one_nn"),
                          fmt(modes_covered(r)), fmt(r["sample_quality"].get("high_quality_share"), 2),
-                         fmt_rate(r["sample_examples_per_s"])] for r in ok]))
+                         fmt_rate(r["sample_examples_per_s"])] + _seeds_cell(r, ok) for r in ok]))
     swept = [r for r in ok if r.get("samplers")]
     for r in swept:
         out.append(f"{h} Samplers: {_name(r)} on {r['data']}\n\nThe same trained model sampled by each sampler "
@@ -251,6 +258,15 @@ def tables(rows: list[dict[str, Any]], level: int = 3) -> str:
             f"- {_name(r)} on {r['data']}" + (f", seed {r['seed']}" if "seed" in r else "") + f": `{r['error']}`"
             for r in failed))
     return "\n\n".join(out) + "\n"
+
+
+def _seeds_header(rows: list[dict[str, Any]]) -> list[str]:
+    """A *seeds* column, only where the rows of a table ran different numbers of seeds."""
+    return ["seeds"] if len(_seed_counts(rows)) > 1 else []
+
+
+def _seeds_cell(row: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    return [", ".join(str(k) for k in row.get("seeds", [0]))] if len(_seed_counts(rows)) > 1 else []
 
 
 def _distance_ratio(ours: dict[str, Any], peer: dict[str, Any]) -> str:
