@@ -523,3 +523,19 @@ def test_a_table_whose_rows_ran_different_seeds_shows_them() -> None:
     assert "the *seeds* column" in text and "| seeds |" in text
     assert "| 0, 1 |" in text and "| 5.600 ± 0.050 |" in text  # one seed: its own standard error
     assert "| seeds |" not in tables(rows[:2])
+
+
+def test_every_part_of_the_recording_in_lanes_is_a_valid_bench_command() -> None:
+    script = (ROOT / "benchmarks" / "record_lanes.sh").read_text(encoding="utf-8")
+    toys = re.search(r"^toys=(\S+)$", script, re.M).group(1)
+    parts = re.findall(r"^\s+part \"?([\w$-]+)\"? (.+)$", script, re.M)
+    assert len(parts) >= 10
+    seeds_of: dict[str, set[int]] = {}
+    for name, argv in parts:
+        args = _parse(*argv.replace('"$toys"', toys).replace('"$k"', "0").split())
+        assert args.budget_seconds == 120 and bench.budgets(args)[1].seconds == 60, name
+        family = "digits" if args.data == [["digits"]] else args.family
+        seeds_of.setdefault(family, set()).update(args.seeds)
+    assert seeds_of["digits"] == {0, 1, 2} and seeds_of["autoregressive"] == {0, 1, 2}
+    assert seeds_of["flow"] == seeds_of["gan"] == seeds_of["ebm"] == {0, 1, 2}
+    assert 'if [ -e "$out" ]' in script  # a recorded JSON is never overwritten
