@@ -384,6 +384,9 @@ def test_a_missed_target_needs_its_reason() -> None:
     assert text.splitlines()[0].endswith("| why not |")
     assert _lines(text)[("flow", "moons", "KL ≤ 0.05 nats")].endswith("| too few steps |")
     assert _lines(text)[("autoregressive", "digits", "bits/dim ≤ 1.70")].endswith("|  |")  # reached: no reason
+    for stale in ("autoregressive | digits | bits/dim ≤ 1.70", "flow | ring | KL ≤ 0.05 nats"):  # reached; no line
+        with pytest.raises(ValueError, match="remove them"):
+            targets_table(rows, reasons={"flow | moons | KL ≤ 0.05 nats": "too few steps", stale: "stale"})
 
 
 def test_the_render_script_reads_the_reasons_beside_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

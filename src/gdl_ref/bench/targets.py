@@ -158,7 +158,8 @@ def targets_table(rows: list[Row], reasons: dict[str, str] | None = None) -> str
     """The targets beside the values reached (means over seeds, our models only), with a reason for each miss.
 
     ``reasons`` maps ``Target.key(data)`` to why it was missed; with ``reasons`` given, a target not reached
-    without a reason is a ValueError naming it (the page must not show a miss without its reason).
+    without a reason, or a reason for a target that was reached or has no line, is a ValueError naming it
+    (the page shows every miss with its reason, and no stale reason).
     """
     lines, missing = [], []
     aggregated = aggregate(rows)
@@ -175,6 +176,11 @@ def targets_table(rows: list[Row], reasons: dict[str, str] | None = None) -> str
                       _training(row), why])
     if missing:
         raise ValueError("targets not reached without a reason (add them to the reasons file): " + "; ".join(missing))
+    missed = {v.key for v in verdicts(rows) if v.verdict in ("not reached", "failed to run")}
+    stale = sorted(set(reasons or {}) - missed)
+    if stale:
+        raise ValueError("reasons for targets that were reached or are not on the page (remove them): "
+                         + "; ".join(stale))
     header = ["family", "data", "target", "value", "seeds", "verdict", "training", "why not"]
     if reasons is None:
         header, lines = header[:-1], [line[:-1] for line in lines]
