@@ -508,7 +508,7 @@ def test_parts_merge_into_one_run_that_the_page_shows(tmp_path: Path) -> None:
     assert merge.main([str(toys), "--out", str(out)]) == 2  # never overwritten
     page = render_page(doc, "benchmarks/results/2026-01-02-cpu.json",
                        {"flow | digits | bits/dim ≤ 1.95": "a reason"}, "x.reasons.toml")
-    for needle in ("| command | in 2 parts, below |", "1 torch threads", "| `digits-s0.json` | 00:40:00 | 50 min | 1 |",
+    for needle in ("| command | in 2 parts, below |", "2 logical CPUs, 1 torch thread (", "| `digits-s0.json` | 00:40:00 | 50 min | 1 |",
                    "gdl-ref bench ar-s0\n", "python benchmarks/merge_runs.py ar-s0.json digits-s0.json --out",
                    "| flow | digits | NLL below zuko NSF's (ours / peer < 1) | 0.978 | 1 | reached |"):
         assert needle in page, needle

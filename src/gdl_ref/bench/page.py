@@ -41,15 +41,16 @@ def _provenance(doc: dict[str, Any]) -> str:
     """One line: when, on what, with which command a run was recorded."""
     m = doc["machine"]
     device = ", ".join(sorted({r["device"] for r in doc["results"]})) or "cpu"
-    where = m.get("gpu") or f"{m['cpu']} ({m['logical_cpus']} logical CPUs, {_threads(m)} torch threads)"
+    where = m.get("gpu") or f"{m['cpu']} ({m['logical_cpus']} logical CPUs, {_threads(m)})"
     how = "in parts (see the benchmarks page)" if doc.get("parts") else f"with `{doc['command']}`"
     return f"Recorded {doc['date'][:10]} on {device}: {where}, {how}."
 
 
 def _threads(machine: dict[str, Any]) -> str:
-    """The torch threads of a run: one number, or those of its parts ('1' or '1, 2')."""
+    """The torch threads of a run: '1 torch thread', '2 torch threads', or its parts' ('1, 2 torch threads')."""
     threads = machine["torch_threads"]
-    return ", ".join(str(t) for t in threads) if isinstance(threads, list) else str(threads)
+    counts = threads if isinstance(threads, list) else [threads]
+    return ", ".join(str(t) for t in counts) + (" torch thread" if counts == [1] else " torch threads")
 
 
 def _parts_table(doc: dict[str, Any]) -> list[str]:
@@ -84,7 +85,7 @@ def render_page(doc: dict[str, Any], source: str, reasons: dict[str, str] | None
     m = doc["machine"]
     load = " → ".join(", ".join(f"{v:g}" for v in la) if la else "not recorded"
                       for la in (m.get("loadavg_start"), m.get("loadavg_end")))
-    hardware = f"{m['cpu']}, {m['logical_cpus']} logical CPUs, {_threads(m)} torch threads"
+    hardware = f"{m['cpu']}, {m['logical_cpus']} logical CPUs, {_threads(m)}"
     if m.get("gpu"):
         hardware += f", GPU {m['gpu']}"
     lines = [
