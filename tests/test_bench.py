@@ -509,7 +509,8 @@ def test_parts_merge_into_one_run_that_the_page_shows(tmp_path: Path) -> None:
     page = render_page(doc, "benchmarks/results/2026-01-02-cpu.json",
                        {"flow | digits | bits/dim ≤ 1.95": "a reason"}, "x.reasons.toml")
     for needle in ("| command | in 2 parts, below |", "2 logical CPUs, 1 torch thread (", "| `digits-s0.json` | 00:40:00 | 50 min | 1 |",
-                   "gdl-ref bench ar-s0\n", "python benchmarks/merge_runs.py ar-s0.json digits-s0.json --out",
+                   "gdl-ref bench ar-s0\n",
+                   "python benchmarks/merge_runs.py benchmarks/results/parts-2026-01-02/*.json --out",
                    "| flow | digits | NLL below zuko NSF's (ours / peer < 1) | 0.978 | 1 | reached |"):
         assert needle in page, needle
     other = _part(tmp_path / "flow-s0.json", [_row("flow", "moons", seed=0, test_nll=1.0)],

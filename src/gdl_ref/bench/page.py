@@ -7,6 +7,8 @@ into the page; ``benchmarks/render_page.py`` calls it, and a test checks the pag
 
 from __future__ import annotations
 
+import shlex
+from pathlib import PurePosixPath
 from typing import Any
 
 from gdl_ref.bench.report import tables
@@ -51,6 +53,19 @@ def _threads(machine: dict[str, Any]) -> str:
     threads = machine["torch_threads"]
     counts = threads if isinstance(threads, list) else [threads]
     return ", ".join(str(t) for t in counts) + (" torch thread" if counts == [1] else " torch threads")
+
+
+def _parts_dir(doc: dict[str, Any], source: str) -> str:
+    """Where ``benchmarks/record_lanes.sh`` keeps a run's parts: ``parts-<date>`` beside the run's JSON."""
+    return str(PurePosixPath(source).parent / f"parts-{doc['date'][:10]}")
+
+
+def _part_command(part: dict[str, Any], parts_dir: str) -> str:
+    """A part's command with its JSON written into ``parts_dir`` under the part's file name."""
+    words = shlex.split(part["command"])
+    if "--json" in words:
+        words[words.index("--json") + 1] = f"{parts_dir}/{part['file']}"
+    return shlex.join(words)
 
 
 def _parts_table(doc: dict[str, Any]) -> list[str]:
@@ -194,8 +209,8 @@ def render_page(doc: dict[str, Any], source: str, reasons: dict[str, str] | None
         "*Not run here: it is the recorded run itself, minutes of training.*", "",
         '<!--pytest.mark.skip(reason="it is the recorded run itself, minutes of training")-->', "",
         "```bash",
-        *([p["command"] for p in doc["parts"]] if doc.get("parts") else [doc["command"]]),
-        *([f"python benchmarks/merge_runs.py {' '.join(p['file'] for p in doc['parts'])} --out {source}"]
+        *([_part_command(p, _parts_dir(doc, source)) for p in doc["parts"]] if doc.get("parts") else [doc["command"]]),
+        *([f"python benchmarks/merge_runs.py {_parts_dir(doc, source)}/*.json --out {source}"]
           if doc.get("parts") else []),
         f"python benchmarks/render_page.py {source}",
         "```", "",
