@@ -24,13 +24,14 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from gdl_ref import data as gdata
+from gdl_ref import run_lock
 from gdl_ref.evaluate import evaluate_model
 from gdl_ref.models import registry as families
 from gdl_ref.sampling import draw
@@ -350,6 +351,23 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train in the run folder, holding its run lock throughout (another run into it is refused at once)."""
+    if args.resume is not None:
+        out = args.resume
+    else:
+        out = args.out or Path("runs") / f"{args.family}-{args.data or 'digits'}"
+    named = args.resume is not None or args.family is not None
+    folder = out.is_dir() or not (args.resume is not None or out.exists())  # else the checks name what is there
+    with ExitStack() as stack:
+        if named and folder and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 writes the run
+            try:
+                stack.enter_context(run_lock.hold(out / "checkpoint"))
+            except OSError:
+                pass  # an --out that cannot be made or written: _check_out names it
+        return _train(args, out)
+
+
+def _train(args: argparse.Namespace, out: Path) -> int:
     from gdl_ref.checkpoint import update_meta
     from gdl_ref.train import fit, recipe
 
@@ -357,7 +375,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     budget = {"steps": args.steps, "epochs": args.epochs, "seconds": args.seconds}
     if args.resume is not None:
         run = _resume_settings(args)
-        out = args.resume
         if all(v is None for v in budget.values()):
             budget = run["budget"]
         every = args.checkpoint_every or run.get("checkpoint_every")
@@ -370,7 +387,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         given = {"batch_size": args.batch_size, "lr": args.lr, "ema_decay": args.ema, "clip_grad": args.clip_grad}
         run = {**{k: getattr(args, k) for k in RUN_SETTINGS}, "overrides": dict(args.overrides),
                "recipe": {**recipe(args.family, args.data), **{k: v for k, v in given.items() if v is not None}}}
-        out = args.out or Path("runs") / f"{args.family}-{args.data}"
         _check_out(out, args.force)
         if all(v is None for v in budget.values()):
             budget["seconds"] = 60.0
@@ -462,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"gdl-ref {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except run_lock.FolderInUse as err:  # a run failed to start: another one holds its folder
+        print(f"gdl-ref {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

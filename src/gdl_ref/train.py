@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -28,11 +29,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gdl_ref import distributed
+from gdl_ref import distributed, run_lock
 from gdl_ref.models import registry
 from gdl_ref.checkpoint import load_checkpoint, save_checkpoint
 from gdl_ref.train_state import (EMA, History, TrainState, build_optimizers, count_steps, epoch_permutation,
-                                 optimizer_hparams, seed_everything)
+                                 optimizer_hparams, rng_state, seed_everything)
 
 __all__ = ["recipe", "History", "EMA", "TrainState", "fit", "evaluate", "build_optimizers", "optimizer_hparams", "parse_every"]
 
@@ -181,10 +182,17 @@ def _validate(state: TrainState, val_data: Data, *, batch_size: int, device: tor
     return state.bad_evals
 
 
-def _save(state: TrainState, path: Path, run: dict[str, int], device: torch.device, meta: dict[str, Any],
-          weights: dict[str, Tensor] | None = None, record: dict[str, Any] | None = None) -> None:
-    """Write the checkpoint folder: model.safetensors = ``weights`` (default: EMA or current), the rest to resume."""
-    tensors, train_state = state.to_checkpoint(run, device, record)
+def _save(state: TrainState, path: Path | None, run: dict[str, int], device: torch.device, meta: dict[str, Any],
+          info: distributed.DistInfo, weights: dict[str, Tensor] | None = None,
+          record: dict[str, Any] | None = None) -> None:
+    """Write the checkpoint folder: model.safetensors = ``weights`` (default: EMA or current), the rest to resume.
+
+    Every rank calls it at the same step (it gathers each rank's random state); rank 0 writes to ``path``.
+    """
+    rngs = distributed.gather_to_main(rng_state(device), info)  # indexed by rank, on rank 0 only
+    if rngs is None or path is None:
+        return
+    tensors, train_state = state.to_checkpoint(run, device, record, rngs)
     weights = weights if weights is not None else (state.eval_weights() or state.model.state_dict())
     h = state.history
     meta = {**meta, "fit": {**meta.get("fit", {}), "hparams": h.hparams, "optimizer_steps": dict(h.optimizer_steps)}}
@@ -208,7 +216,25 @@ _epoch_order = functools.lru_cache(maxsize=2)(epoch_permutation)  # one permutat
 # The loop
 # ---------------------------------------------------------------------------------------------
 
+def _one_run_per_folder(train: Callable[..., History]) -> Callable[..., History]:
+    """Hold the run lock of ``checkpoint_dir`` (rank 0, which writes it) while ``train`` runs.
+
+    A second process writing into the same folder is refused with ``run_lock.FolderInUse`` before any work.
+    """
+    @functools.wraps(train)
+    def locked(*args: Any, checkpoint_dir: str | Path | None = None, **kwargs: Any) -> History:
+        joined = torch.distributed.is_available() and torch.distributed.is_initialized()
+        rank = torch.distributed.get_rank() if joined else int(os.environ.get("RANK", "0"))
+        if checkpoint_dir is None or rank != 0:
+            return train(*args, checkpoint_dir=checkpoint_dir, **kwargs)
+        with run_lock.hold(checkpoint_dir):
+            return train(*args, checkpoint_dir=checkpoint_dir, **kwargs)
+
+    return locked
+
+
 @torch.enable_grad()  # a caller's torch.no_grad() (an evaluation, a metric that trains its classifier) must not stop training
+@_one_run_per_folder
 def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: int | None = None,
         epochs: int | None = None, seconds: float | None = None, batch_size: int = 64, lr: float = _LR,
         weight_decay: float = _WEIGHT_DECAY, seed: int = 0, device: str | torch.device = "cpu", amp: bool = False,
@@ -230,9 +256,10 @@ def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: in
     patience: stop after this many validations without improvement and restore the best weights.
     eval_every: validate every this many steps (default: once an epoch) and after the last step.
     checkpoint_dir / checkpoint_every: write a checkpoint folder there every N steps (``100``) or
-        seconds (``"30s"``) and at the end (rank 0), each time whole (see ``gdl_ref.checkpoint``).
-    resume: a checkpoint folder; weights, optimisers, EMA, RNG states, step and history are restored
-        and training continues as if it had never stopped.
+        seconds (``"30s"``) and at the end (rank 0), each time whole (see ``gdl_ref.checkpoint``);
+        rank 0 holds the folder's run lock meanwhile (``gdl_ref.run_lock``: another run into it is refused).
+    resume: a checkpoint folder; weights, optimisers, EMA, RNG states (each rank its own), step and history
+        are restored and training continues as if it had never stopped.
     meta: extra entries for the checkpoint's meta.json (e.g. {"family": "flow", "data": "digits"}).
     should_stop: called after each step; True ends the run (stop_reason "interrupted") with a
         checkpoint to resume from, without the final validation.
@@ -257,7 +284,7 @@ def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: in
     _warn_ignored(model, optimizers, lr=lr, weight_decay=weight_decay, clip_grad=clip_grad, own_step=own_step)
     state = TrainState(model, optimizers, EMA(model, ema_decay) if ema_decay is not None else None)
     if resume is not None:
-        state.restore(load_checkpoint(resume), run, dev)
+        state.restore(load_checkpoint(resume), run, dev, info.rank, info.world_size)
     else:
         seed_everything(seed + info.rank)  # per-rank streams for noise inside the model
     h = state.history
@@ -281,8 +308,9 @@ def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: in
                                                    autocast, clip_grad)
     validate = functools.partial(_validate, state, val_data, batch_size=batch_size, device=dev, seed=seed,
                                  keep_best=patience is not None)
-    save = functools.partial(_save, state, Path(checkpoint_dir or "."), run, dev, meta)
-    saving = checkpoint_dir is not None and info.is_main
+    save = functools.partial(_save, state, None if checkpoint_dir is None else Path(checkpoint_dir), run, dev, meta,
+                             info)
+    saving = distributed.any_across(checkpoint_dir is not None, info)  # every rank takes part in a save
 
     from tqdm import tqdm  # the text bar: notebooks without ipywidgets would warn with tqdm.auto
 
@@ -321,7 +349,8 @@ def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: in
                 bad_evals, last_eval = validate(), h.steps
                 stop = patience is not None and bad_evals >= patience
             if saving and ((every_steps and h.steps % every_steps == 0)
-                           or (every_seconds and time.perf_counter() - last_save >= every_seconds)):
+                           or (every_seconds and distributed.any_across(
+                               time.perf_counter() - last_save >= every_seconds, info))):
                 save()
                 last_save = time.perf_counter()
             if stop:
