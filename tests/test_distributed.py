@@ -94,6 +94,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_ranks(worker: str, folder: Path, world_size: int = 2, timeout: float = 120) -> list[tuple[str, str]]:
+    """Run the script ``worker`` as ``world_size`` processes, as torchrun would; (stdout, stderr) of each rank.
+
+    Each gets ``folder`` and the tests folder as arguments; a rank that fails fails the test with its stderr.
+    """
+    script = folder / "worker.py"
+    script.write_text(worker)
+    port, procs = _free_port(), []
+    for rank in range(world_size):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world_size),
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([sys.executable, str(script), str(folder), str(Path(__file__).parent)],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=timeout) for p in procs]
+    for rank, (p, (_, err)) in enumerate(zip(procs, outs)):
+        assert p.returncode == 0, f"rank {rank}: {err[-3000:]}"
+    return outs
+
+
 def test_shard_splits_a_global_batch_disjointly():
     idx = torch.arange(10)
     parts = [distributed.shard(idx, r, 3) for r in range(3)]
@@ -109,18 +128,7 @@ def test_single_process_setup_needs_no_process_group(monkeypatch):
 
 @pytest.mark.slow
 def test_two_gloo_processes_match_one_process_on_the_combined_batch(tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    port = _free_port()
-    procs = []
-    for rank in range(2):
-        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
-        procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path), str(Path(__file__).parent)],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outs = [p.communicate(timeout=120) for p in procs]
-    for p, (out, err) in zip(procs, outs):
-        assert p.returncode == 0, err[-3000:]
+    outs = run_ranks(WORKER, tmp_path)
     assert "12/12" in outs[0][1] and "12/12" not in outs[1][1]  # progress on rank 0 only
     assert (tmp_path / "ck0" / "model.safetensors").is_file() and not (tmp_path / "ck1").exists()
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
 __all__ = ["DistInfo", "setup", "env_world_size", "shard", "wrap", "broadcast_module",
-           "average_gradients_before_step", "any_across", "barrier", "cleanup"]
+           "average_gradients_before_step", "any_across", "gather_to_main", "barrier", "cleanup"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,18 @@ def any_across(flag: bool, info: DistInfo) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=info.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
+
+
+def gather_to_main(obj: Any, info: DistInfo) -> list[Any] | None:
+    """Every rank's ``obj`` on rank 0, as a list indexed by rank (None on the other ranks).
+
+    A collective: every rank must call it at the same point. One process gets ``[obj]``.
+    """
+    if not info.distributed:
+        return [obj]
+    gathered: list[Any] | None = [None] * info.world_size if info.is_main else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
 
 
 def barrier(info: DistInfo) -> None:

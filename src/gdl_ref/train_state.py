@@ -11,7 +11,9 @@ Juditsky (1992) (weight averaging).
 
 from __future__ import annotations
 
+import hashlib
 import random
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +27,7 @@ from torch import Tensor, nn
 from gdl_ref.checkpoint import Checkpoint, load_weights
 
 __all__ = ["History", "EMA", "TrainState", "build_optimizers", "optimizer_hparams", "seed_everything",
-           "epoch_permutation", "count_steps"]
+           "epoch_permutation", "count_steps", "rng_state"]
 
 
 @dataclass
@@ -70,8 +72,11 @@ class EMA:
 
 
 # --8<-- [start:rng]
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    """Every RNG a model may draw from (torch CPU/CUDA, numpy, random), as plain tensors and numbers."""
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """Every RNG this process's model may draw from (torch CPU/CUDA, numpy, random), as plain tensors and numbers.
+
+    Each rank of a distributed run has its own (seeded with ``seed + rank``); a checkpoint keeps them all.
+    """
     np_state = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
@@ -98,6 +103,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
     np.random.seed(seed % 2**32)
     random.seed(seed)
+
+
+def derived_seed(rank0: dict[str, Any], rank: int) -> int:
+    """A seed for a rank that has no saved state: SHA-256 of rank 0's torch state and the rank, 64 bits.
+
+    Distinct for every rank and every checkpoint, and the same on every restore of one checkpoint.
+    """
+    digest = hashlib.sha256(rank0["torch"].numpy().tobytes() + rank.to_bytes(8, "little")).digest()
+    return int.from_bytes(digest[:8], "little")
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
@@ -190,22 +204,31 @@ class TrainState:
         return {"train": list(h.train), "val": list(h.val), "best_val": h.best_val, "best_step": h.best_step,
                 "best": self.best, "bad_evals": self.bad_evals, "window": {k: list(v) for k, v in self.window.items()}}
 
-    def to_checkpoint(self, run: dict[str, int], device: torch.device,
-                      record: dict[str, Any] | None = None) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        """(tensors of resume.safetensors, contents of train_state.pt); ``record`` defaults to the current one."""
+    def to_checkpoint(self, run: dict[str, int], device: torch.device, record: dict[str, Any] | None = None,
+                      rng: list[dict[str, Any]] | None = None) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """(tensors of resume.safetensors, contents of train_state.pt); ``record`` defaults to the current one.
+
+        ``rng``: every rank's ``rng_state``, indexed by rank (default: this process's alone).
+        """
         r, h = record or self.record(), self.history
         tensors = {f"online.{k}": v for k, v in self.model.state_dict().items()}
         tensors.update({f"ema.{k}": v for k, v in (self.eval_weights() or {}).items()})
         tensors.update({f"best.{k}": v for k, v in (r["best"] or {}).items()})
         state = {"step": h.steps, **run, "bad_evals": r["bad_evals"], "window": r["window"],
-                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}, "rng": _rng_state(device),
+                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}, "rng": rng or [rng_state(device)],
                  "history": {"steps": h.steps, "seconds": h.seconds, "train": r["train"], "val": r["val"],
                              "best_val": r["best_val"], "best_step": r["best_step"],
                              "optimizer_steps": dict(h.optimizer_steps)}}
         return tensors, state
 
-    def restore(self, ckpt: Checkpoint, run: dict[str, int], device: torch.device) -> None:
-        """Load a checkpoint written by ``to_checkpoint`` for the same ``run`` (seed, batch size, N)."""
+    def restore(self, ckpt: Checkpoint, run: dict[str, int], device: torch.device, rank: int = 0,
+                world_size: int = 1) -> None:
+        """Load a checkpoint written by ``to_checkpoint`` for the same ``run`` (seed, batch size, N).
+
+        Rank ``rank`` takes its own saved random state, so each rank's stream goes on as if the run had
+        never stopped. A rank the checkpoint has no state for (more processes than saved it) seeds its
+        streams with ``derived_seed`` of rank 0's state, and rank 0 warns that the run is not the same.
+        """
         ts, where = ckpt.train_state, ckpt.path
         if ts is None:
             raise ValueError(f"{where}: no train_state.pt, cannot resume (weights-only checkpoint)")
@@ -229,4 +252,14 @@ class TrainState:
                                h["best_val"], h["best_step"], optimizer_steps=dict(h.get("optimizer_steps", {})))
         self.bad_evals = ts["bad_evals"]
         self.window = defaultdict(list, {k: list(v) for k, v in ts["window"].items()})
-        _set_rng_state(ts["rng"], device)
+        saved_rng = [ts["rng"]] if isinstance(ts["rng"], dict) else ts["rng"]  # a dict: one process's state
+        if not (isinstance(saved_rng, list) and saved_rng and all(isinstance(r, dict) for r in saved_rng)):
+            raise ValueError(f"{where / 'train_state.pt'}: 'rng' is not a list of random states, one per rank")
+        if len(saved_rng) != world_size and rank == 0:
+            warnings.warn(f"{where}: saved by {len(saved_rng)} process(es), resumed by {world_size}: the shares of "
+                          f"each global batch and the random streams differ from the saved run's", UserWarning,
+                          stacklevel=3)
+        if rank < len(saved_rng):
+            _set_rng_state(saved_rng[rank], device)
+        else:
+            seed_everything(derived_seed(saved_rng[0], rank))
