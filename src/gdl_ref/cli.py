@@ -34,7 +34,7 @@ from gdl_ref import data as gdata
 from gdl_ref import run_lock
 from gdl_ref.evaluate import evaluate_model
 from gdl_ref.models import registry as families
-from gdl_ref.sampling import draw
+from gdl_ref.sampling import SAMPLE_MEMORY_LIMIT, SamplesTooLarge, check_fits, draw
 
 __all__ = ["main", "build_parser", "save_samples"]
 
@@ -443,7 +443,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.force:
         raise UsageError(f"--out {args.out} exists; pass --force to replace it")
     model, meta = _load(args.checkpoint, device)
-    samples = draw(model, args.n, seed=args.seed)
+    try:
+        check_fits(model, args.n, SAMPLE_MEMORY_LIMIT)  # before drawing: refuse what would not fit
+    except SamplesTooLarge as err:
+        raise UsageError(f"--n {args.n}: {err}") from None
+    samples = draw(model, args.n, seed=args.seed, progress=True)
     save_samples(samples, args.out, title=f"{meta.get('family')} on {meta.get('data')}")
     print(f"wrote {args.n} samples {tuple(samples.shape[1:])} to {args.out}", file=sys.stderr)
     return 0
