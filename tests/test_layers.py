@@ -4,7 +4,8 @@ The layers, in reading order (a module may import its own layer and those before
 
 0. ``data``, ``likelihood`` -- the data sets and what a log-probability is;
 1. ``models`` -- the six families, their registry and shared parts;
-2. ``distributed``, ``train_state``, ``checkpoint``, ``train`` -- one training loop and its run folders;
+2. ``distributed``, ``run_lock``, ``train_state``, ``checkpoint``, ``train`` -- one training loop and its run
+   folders;
 3. ``sampling``, ``metrics``, ``evaluate`` -- drawing and scoring a trained model;
 4. ``lessons`` -- the chapter-1 models, which train and score themselves with the layers before them;
 5. ``cards``, ``site``, ``bench`` -- the card tools, the site build and the benchmark harness;
@@ -27,7 +28,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "gdl_ref"
 LAYERS: list[tuple[str, ...]] = [
     ("data", "likelihood"),
     ("models",),
-    ("distributed", "train_state", "checkpoint", "train"),
+    ("distributed", "run_lock", "train_state", "checkpoint", "train"),
     ("sampling", "metrics", "evaluate"),
     ("lessons",),
     ("cards", "site", "bench"),
