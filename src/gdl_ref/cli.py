@@ -358,13 +358,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = args.out or Path("runs") / f"{args.family}-{args.data or 'digits'}"
     named = args.resume is not None or args.family is not None
     folder = out.is_dir() or not (args.resume is not None or out.exists())  # else the checks name what is there
-    with ExitStack() as stack:
-        if named and folder and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 writes the run
-            try:
-                stack.enter_context(run_lock.hold(out / "checkpoint"))
-            except OSError:
-                pass  # an --out that cannot be made or written: _check_out names it
-        return _train(args, out)
+    created = not out.exists()
+    try:
+        with ExitStack() as stack:
+            if named and folder and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 writes the run
+                try:
+                    stack.enter_context(run_lock.hold(out / "checkpoint"))
+                except OSError:
+                    pass  # an --out that cannot be made or written: _check_out names it
+            return _train(args, out)
+    except BaseException:
+        if created:  # a run refused before it wrote anything leaves no empty folder behind
+            _remove_if_empty(out)
+        raise
+
+
+def _remove_if_empty(out: Path) -> None:
+    """Remove ``out`` if it holds nothing but the run's lock file."""
+    try:
+        left = list(out.iterdir())
+        if all(p == run_lock.lock_path(out / "checkpoint") for p in left):
+            for p in left:
+                p.unlink()
+            out.rmdir()
+    except OSError:
+        pass  # not ours to tidy any more (another process wrote into it)
 
 
 def _train(args: argparse.Namespace, out: Path) -> int:
@@ -428,12 +446,12 @@ def _train(args: argparse.Namespace, out: Path) -> int:
 
 
 def _load(path: str, device: str) -> tuple[torch.nn.Module, dict[str, Any]]:
-    from gdl_ref.checkpoint import load_checkpoint, load_model
+    from gdl_ref.checkpoint import load_model, read_meta
 
     if not Path(path).exists():
         raise UsageError(f"no such checkpoint: {path}")
-    try:
-        return load_model(path, device=device), load_checkpoint(path).meta
+    try:  # neither reads train_state.pt or resume.safetensors: only --resume needs them
+        return load_model(path, device=device), read_meta(path)
     except (FileNotFoundError, ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
 

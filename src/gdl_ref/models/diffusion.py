@@ -55,10 +55,8 @@ class DiffusionConfig(FamilyConfig):
     output: str = "levels"  # digits: "eps" (the U-Net outputs eps) or "levels" (17 logits a pixel, see predict)
     sample_steps: int | None = None  # default steps of sample(); None = T for DDPM, 50 for DDIM
 
-    def __post_init__(self) -> None:
-        self.mults = tuple(self.mults)  # a list from JSON -> tuple
-        if self.output not in OUTPUTS:
-            raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+    RANGES = {"dropout": (0.0, 1.0)}
+    CHOICES = {"schedule": SCHEDULES, "output": OUTPUTS}
 
     @classmethod
     def defaults(cls, data: str) -> dict[str, Any]:

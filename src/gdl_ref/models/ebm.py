@@ -64,10 +64,7 @@ class EBMConfig(FamilyConfig):
     lr: float = 1e-4  # Adam learning rate (the book: 1e-4; toys: 3e-3)
     betas: tuple[float, float] = (0.0, 0.999)  # Adam betas (Du & Mordatch's code)
 
-    def __post_init__(self) -> None:
-        self.betas = (float(self.betas[0]), float(self.betas[1]))  # a list from JSON -> tuple
-        if not 0.0 <= self.reuse <= 1.0:
-            raise ValueError(f"reuse must lie in [0, 1], got {self.reuse}")
+    RANGES = {"reuse": (0.0, 1.0), "betas": (0.0, 1.0)}
 
     @classmethod
     def defaults(cls, data: str) -> dict[str, Any]:

@@ -171,9 +171,8 @@ class FlowConfig(FamilyConfig):
     tail_bound: float = 4.0  # spline: acts on [-B, B] of the standardised data, identity outside
     logit_alpha: float = 0.05  # digits: y -> logit(a + (1 - 2a) y)
 
-    def __post_init__(self) -> None:
-        if self.coupling not in ("affine", "spline"):
-            raise ValueError(f"coupling must be 'affine' or 'spline', got {self.coupling!r}")
+    RANGES = {"logit_alpha": (0.0, 0.49)}
+    CHOICES = {"coupling": ("affine", "spline")}
 
     @classmethod
     def defaults(cls, data: str) -> dict[str, Any]:

@@ -67,13 +67,15 @@ class GANConfig(FamilyConfig):
     betas: tuple[float, float] | None = None  # Adam betas: (0.0, 0.9) (wgan-gp), (0.5, 0.999) (dcgan)
     gp_lambda: float = 10.0  # penalty weight lambda (wgan-gp only; toys: 0.1)
 
+    RANGES = {"betas": (0.0, 1.0)}
+    CHOICES = {"objective": OBJECTIVES}
+
     def __post_init__(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}")
+        super().__post_init__()  # types and ranges first: the objective below is then a valid one
         for name, value in _PAPER[self.objective].items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
-        self.betas = (float(self.betas[0]), float(self.betas[1]))  # a list from JSON -> tuple
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
         if self.n_critic < 1:
             raise ValueError(f"n_critic must be >= 1, got {self.n_critic}")
 

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar
 from torch import nn
 
 from gdl_ref.data import TOY_NAMES
+from gdl_ref.models.config_fields import check_fields
 
 __all__ = ["FAMILIES", "FamilyConfig", "names", "module", "register", "build", "family_of", "datasets"]
 
@@ -100,6 +101,13 @@ class FamilyConfig:
 
     data: str = "digits"  # "digits" or a 2-D toy name (gdl_ref.data.TOY_NAMES)
     DATA: ClassVar[tuple[str, ...]] = ("digits", *TOY_NAMES)  # the data sets the family builds for
+
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {}  # {field: (low, high)} where the default range is wrong
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}  # {field: the strings it may hold}
+
+    def __post_init__(self) -> None:
+        """Every field checked by type and range (:func:`~gdl_ref.models.config_fields.check_fields`)."""
+        check_fields(self)
 
     @classmethod
     def defaults(cls, data: str) -> dict[str, Any]:

@@ -51,6 +51,8 @@ class VAEConfig(FamilyConfig):
     weight_decay: float = 0.5  # AdamW's decoupled weight decay (see configure_optimizers): 1,000 digits overfit fast
     iwae_k: int = 1000  # importance samples for log_prob (the reported test-NLL bound)
 
+    CHOICES = {"likelihood": LIKELIHOODS}
+
     @classmethod
     def defaults(cls, data: str) -> dict[str, Any]:
         """Toys: a 2-D latent, wider MLPs, no weight decay (100,000 points do not overfit)."""
