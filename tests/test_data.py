@@ -203,7 +203,7 @@ def test_read_idx_roundtrip_raw_gz_and_int32(tmp_path):
     ("gzip", "cannot decompress"),
     ("empty", "bad magic"),
     ("deflate", "cannot decompress"),
-    ("overflow", "truncated"),
+    ("overflow", "over the limit"),
 ])
 def test_read_idx_errors_name_the_file(tmp_path, case, message):
     good = _idx_bytes(np.zeros((4, 5), dtype=np.uint8))

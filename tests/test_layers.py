@@ -2,7 +2,8 @@
 
 The layers, in reading order (a module may import its own layer and those before it):
 
-0. ``data``, ``likelihood`` -- the data sets and what a log-probability is;
+0. ``bounded_io``, ``data``, ``likelihood`` -- reading outside files within limits, the data sets and what a
+   log-probability is;
 1. ``models`` -- the six families, their registry and shared parts;
 2. ``distributed``, ``run_lock``, ``train_state``, ``checkpoint``, ``train`` -- one training loop and its run
    folders;
@@ -26,7 +27,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "gdl_ref"
 
 LAYERS: list[tuple[str, ...]] = [
-    ("data", "likelihood"),
+    ("bounded_io", "data", "likelihood"),
     ("models",),
     ("distributed", "run_lock", "train_state", "checkpoint", "train"),
     ("sampling", "metrics", "evaluate"),

@@ -27,10 +27,11 @@ import io
 import json
 import os
 import pickle
+import re
 import platform
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,10 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as dump_safetensors
 from torch import Tensor, nn
 
+from gdl_ref.bounded_io import FileTooLarge, read_limited
+
 __all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint", "load_model", "load_weights",
-           "update_meta", "state_to_cpu", "model_meta", "is_checkpoint"]
+           "update_meta", "state_to_cpu", "model_meta", "is_checkpoint", "read_meta", "safetensors_shapes"]
 
 FORMAT = "gdl-ref-checkpoint"
 FORMAT_VERSION = 2  # 2: meta.json records "files" (bytes and SHA-256); version 1 folders load unverified
@@ -103,12 +106,21 @@ def model_meta(model: nn.Module) -> dict[str, Any]:
 # Writing: whole folders, flushed, swapped in by one rename
 # ---------------------------------------------------------------------------------------------
 
-def _write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file and flush it to the disk (the only place checkpoint bytes are written)."""
-    with open(path, "xb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+def _write_file(path: Path, data: bytes, shown: Path | None = None) -> None:
+    """Write ``data`` to a new file and flush it to the disk (the only place checkpoint bytes are written).
+
+    A failure (a full disk, a file-size limit) is an OSError naming ``shown``, the file it will become,
+    and saying that what was there before is untouched: every write goes to a new file first.
+    """
+    try:
+        with open(path, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        target = shown or path
+        raise OSError(err.errno, f"{target}: cannot write {len(data):,} bytes ({err.strerror or err}); "
+                                 f"what {target.parent} held before is unchanged") from None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -207,7 +219,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, step: int = 0,
     try:
         new.mkdir()
         for name, data in payload.items():
-            _write_file(new / name, data)
+            _write_file(new / name, data, shown=path / name)
         _fsync_dir(new)
         _replace_folder(new, path)
     finally:
@@ -221,7 +233,7 @@ def update_meta(path: str | Path, **entries: Any) -> dict[str, Any]:
     meta = {**_read_meta(file), **_jsonable(entries)}
     tmp = _sibling(file, "tmp")
     try:
-        _write_file(tmp, _json_bytes(meta))
+        _write_file(tmp, _json_bytes(meta), shown=file)
         os.replace(tmp, file)
     finally:
         tmp.unlink(missing_ok=True)
@@ -233,13 +245,25 @@ def update_meta(path: str | Path, **entries: Any) -> dict[str, Any]:
 # Reading: every file checked, every error names its file
 # ---------------------------------------------------------------------------------------------
 
+META_MAX_BYTES = 16 * 2**20  # a meta.json holds kilobytes: a config, metrics, versions, digests
+WEIGHTS_MAX_BYTES = 2**31  # 2 GiB: the largest model.safetensors or resume.safetensors read (ours: megabytes)
+TRAIN_STATE_MAX_BYTES = 64 * 2**20  # train_state.pt: random states and counters (ours: kilobytes)
+HEADER_MAX_BYTES = 16 * 2**20  # the JSON header of a safetensors file: names, dtypes, shapes, offsets
+_LIMITS = {"model.safetensors": WEIGHTS_MAX_BYTES, "resume.safetensors": WEIGHTS_MAX_BYTES,
+           "train_state.pt": TRAIN_STATE_MAX_BYTES, "meta.json": META_MAX_BYTES}
+
+
 def _read_meta(file: Path) -> dict[str, Any]:
     try:
-        meta = json.loads(file.read_bytes())
+        meta = json.loads(read_limited(file, META_MAX_BYTES, "checkpoint's meta.json"))
+    except FileTooLarge as err:
+        raise CheckpointError(str(err)) from None
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{file}: unreadable JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
     except UnicodeDecodeError:
         raise CheckpointError(f"{file}: unreadable JSON (not UTF-8 text)") from None
+    except RecursionError:
+        raise CheckpointError(f"{file}: unreadable JSON (nested too deeply)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise CheckpointError(f"{file}: not a {FORMAT} file (format={found!r})")
@@ -247,13 +271,22 @@ def _read_meta(file: Path) -> dict[str, Any]:
 
 
 def _verified(file: Path, record: dict[str, Any] | None) -> bytes:
-    """The bytes of ``file``, checked against its ``meta.json`` record (size, then SHA-256) when there is one."""
-    data = file.read_bytes()
+    """The bytes of ``file``, checked against its ``meta.json`` record (size, then SHA-256) when there is one.
+
+    The size on disk is compared with the record and with the file's limit before a byte is read.
+    """
+    size = file.stat().st_size
+    if record is not None and size != record["bytes"]:
+        kind = "truncated" if size < record["bytes"] else "longer than written"
+        raise CheckpointError(f"{file}: {kind}: {size} bytes, meta.json records {record['bytes']} bytes")
+    try:
+        data = read_limited(file, _LIMITS.get(file.name, WEIGHTS_MAX_BYTES), "checkpoint file")
+    except FileTooLarge as err:
+        raise CheckpointError(str(err)) from None
     if record is None:
         return data
     if len(data) != record["bytes"]:
-        kind = "truncated" if len(data) < record["bytes"] else "longer than written"
-        raise CheckpointError(f"{file}: {kind}: {len(data)} bytes, meta.json records {record['bytes']} bytes")
+        raise CheckpointError(f"{file}: changed while read: {len(data)} bytes, meta.json records {record['bytes']}")
     digest = hashlib.sha256(data).hexdigest()
     if digest != record["sha256"]:
         raise CheckpointError(f"{file}: SHA-256 {digest[:16]}... differs from {record['sha256'][:16]}... recorded "
@@ -272,27 +305,31 @@ def _train_state(file: Path, data: bytes) -> dict[str, Any]:
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0]
-        raise CheckpointError(f"{file}: holds objects other than tensors and plain containers; "
-                              f"torch.load(weights_only=True) refused it ({first})") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        what = f" (it names {found.group(1)})" if found else ""
+        raise CheckpointError(f"{file}: holds code or Python objects{what}, not only tensors, numbers and "
+                              f"containers; refused: gdl-ref reads only tensors and plain data from a checkpoint and "
+                              f"never runs code in one (a checkpoint it wrote holds none)") from None
     except (RuntimeError, EOFError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{file}: truncated or corrupt ({first})") from None
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint folder, verifying every file recorded in meta.json (no code is unpickled).
-
-    FileNotFoundError names what is missing; CheckpointError (a ValueError) names the file that is
-    truncated, corrupt, changed, or not plain data.
-    """
-    path = Path(path)
+def _open(path: Path) -> tuple[dict[str, Any], Callable[[str], bytes | None]]:
+    """A checkpoint folder's meta.json, checked against the files present, and a reader of verified files."""
     for name in ("model.safetensors", "meta.json"):
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path / name} not found: {path} is not a gdl-ref checkpoint folder")
     meta = _read_meta(path / "meta.json")
     records = meta.get("files")  # absent in format 1: nothing to verify against
     if records is not None:
+        if not isinstance(records, dict) or not all(
+                isinstance(r, dict) and isinstance(r.get("bytes"), int) and isinstance(r.get("sha256"), str)
+                for r in records.values()):
+            raise CheckpointError(f"{path / 'meta.json'}: its 'files' entry is not {{name: {{bytes, sha256}}}}")
+        unknown = [name for name in records if name not in FILES]
+        if unknown:
+            raise CheckpointError(f"{path / 'meta.json'}: lists {unknown[0]!r}, not a checkpoint file")
         unlisted = [name for name in FILES[:-1] if (path / name).exists() and name not in records]
         if unlisted:
             raise CheckpointError(f"{path / unlisted[0]}: not written with this checkpoint (meta.json does not list it)")
@@ -304,6 +341,69 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         file = path / name
         return _verified(file, (records or {}).get(name)) if file.is_file() else None
 
+    return meta, read
+
+
+def safetensors_shapes(file: Path) -> dict[str, tuple[int, ...]]:
+    """{tensor name: shape} from the header of a safetensors file, without reading its tensors.
+
+    Layout (the safetensors format): an unsigned 64-bit little-endian N, then N bytes of JSON
+    ``{name: {"dtype", "shape", "data_offsets"}, "__metadata__": {...}}``, then the tensors' bytes.
+    """
+    with file.open("rb") as fh:
+        head = fh.read(8)
+        size = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 0 < size <= HEADER_MAX_BYTES:
+            raise CheckpointError(f"{file}: a safetensors header of {size} bytes (a file holds 1 to "
+                                  f"{HEADER_MAX_BYTES:,}); truncated or not a safetensors file")
+        raw = fh.read(size)
+    try:
+        header = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise CheckpointError(f"{file}: the safetensors header is not JSON: truncated or corrupt") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{file}: the safetensors header is not a JSON object")
+    shapes = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+            raise CheckpointError(f"{file}: tensor {name!r} has no valid shape in the header")
+        shapes[name] = tuple(shape)
+    return shapes
+
+
+def _config_misfit(config: dict[str, Any], expected: dict[str, tuple[int, ...]],
+                   found: dict[str, tuple[int, ...]]) -> str | None:
+    """What differs between the shapes a config implies and those a file holds, naming the fields suspected."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    if missing or unexpected:
+        first = f"{missing[0]} is missing" if missing else f"{unexpected[0]} is not in the model"
+        return f"{len(missing)} tensor(s) missing and {len(unexpected)} unexpected ({first})"
+    for name, shape in expected.items():
+        if found[name] != shape:
+            dims = set(shape) - set(found[name])
+            fields = [f"{k}={v}" for k, v in config.items() if isinstance(v, int) and not isinstance(v, bool) and v in dims]
+            blame = f"set by {', '.join(fields)}" if fields else "no single config field gives it"
+            return f"{name} has shape {tuple(found[name])} in the file, the config implies {shape} ({blame})"
+    return None
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's meta.json, checked against the files in its folder, reading no other file."""
+    return _open(Path(path))[0]
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint folder, verifying every file recorded in meta.json (no code is unpickled).
+
+    FileNotFoundError names what is missing; CheckpointError (a ValueError) names the file that is
+    truncated, corrupt, changed, or not plain data.
+    """
+    path = Path(path)
+    meta, read = _open(path)
     weights = _tensors(path / "model.safetensors", read("model.safetensors") or b"")
     resume_bytes, state_bytes = read("resume.safetensors"), read("train_state.pt")
     resume = _tensors(path / "resume.safetensors", resume_bytes) if resume_bytes is not None else {}
@@ -343,19 +443,30 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", family: str
     """
     from gdl_ref.models import registry as families
 
-    ckpt = load_checkpoint(path)
-    meta_file = ckpt.path / "meta.json"
-    found, data, config = ckpt.meta.get("family"), ckpt.meta.get("data"), ckpt.meta.get("config")
+    path = Path(path)
+    meta, read = _open(path)  # only meta.json and model.safetensors are read: train_state.pt is --resume's
+    meta_file, weights_file = path / "meta.json", path / "model.safetensors"
+    found, data, config = meta.get("family"), meta.get("data"), meta.get("config")
     if found is None or data is None:
         raise ValueError(f"{meta_file} names no family/data (family={found!r}, data={data!r}); "
-                         f"rebuild the model yourself and load {ckpt.path / 'model.safetensors'}")
+                         f"rebuild the model yourself and load {weights_file}")
     if family is not None and found != family:
         raise CheckpointError(f"{meta_file}: a {found} checkpoint, not {family}")
+    if not isinstance(config, dict | None):
+        raise CheckpointError(f"{meta_file}: 'config' is a {type(config).__name__}, not an object of fields")
     # JSON turned tuples into lists; config fields hold tuples (immutable dataclass defaults)
     config = {k: tuple(v) if isinstance(v, list) else v for k, v in (config or {}).items()}
     try:
-        model = families.build(found, data, **config)
+        with torch.device("meta"):  # shapes only: a config that implies a huge model allocates nothing here
+            skeleton = families.build(found, data, **config)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{meta_file}: cannot rebuild the model ({err})") from None
-    load_weights(model, ckpt.weights, ckpt.path / "model.safetensors")
+    misfit = _config_misfit(config, {k: tuple(v.shape) for k, v in skeleton.state_dict().items()},
+                            safetensors_shapes(weights_file))
+    if misfit:
+        raise CheckpointError(f"{meta_file}: its config does not fit {weights_file}: {misfit}; refused before "
+                              f"building the model")
+    weights = _tensors(weights_file, read("model.safetensors") or b"")
+    model = families.build(found, data, **config)
+    load_weights(model, weights, weights_file)
     return model.to(device).eval()

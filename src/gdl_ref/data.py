@@ -464,11 +464,17 @@ def _digest(path: Path, algorithm: str) -> str:
     return h.hexdigest()
 
 
-def read_idx(path: str | Path) -> np.ndarray:
+IDX_MAX_BYTES = 2**30  # the most data one IDX file may declare (1 GiB); MNIST's train images need 47 MB
+
+
+def read_idx(path: str | Path, max_bytes: int = IDX_MAX_BYTES) -> np.ndarray:
     """Read an IDX file (gzipped or raw) into an array, checking magic number and size.
 
     Layout: 2 zero bytes, a type byte (0x08 = uint8, ...), a byte with the number of dimensions d,
-    d big-endian uint32 sizes, then the data in C order, nothing after it.
+    d big-endian uint32 sizes, then the data in C order, nothing after it. The header is read
+    first and a shape needing more than ``max_bytes`` is refused before any data is read; then
+    exactly that many bytes are read, in a stream, and one more byte must not exist. So a small
+    file that decompresses to gigabytes costs at most ``max_bytes`` of memory, never the whole.
     """
     path = Path(path)
     try:
@@ -476,24 +482,46 @@ def read_idx(path: str | Path) -> np.ndarray:
             head = fh.read(2)
         opener = gzip.open if head == b"\x1f\x8b" else open
         with opener(path, "rb") as fh:
-            raw = fh.read()
+            return _read_idx_stream(fh, path, max_bytes)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such IDX file") from None
     except (OSError, EOFError, zlib.error) as err:  # corrupt or truncated gzip stream, bad deflate data
         raise IDXError(f"{path}: cannot decompress ({err})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise IDXError(f"{path}: bad magic number {raw[:4].hex() or '(empty)'}; expected 0000 + type "
+
+
+def _read_exactly(fh, n: int) -> bytes:  # type: ignore[no-untyped-def]
+    """Up to ``n`` bytes from a stream, in blocks (a gzip stream's ``read(n)`` may return fewer)."""
+    chunks, left = [], n
+    while left:
+        block = fh.read(min(left, 1 << 24))
+        if not block:
+            break
+        chunks.append(block)
+        left -= len(block)
+    return b"".join(chunks)
+
+
+def _read_idx_stream(fh, path: Path, max_bytes: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    magic = _read_exactly(fh, 4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:
+        raise IDXError(f"{path}: bad magic number {magic.hex() or '(empty)'}; expected 0000 + type "
                        f"byte in {{{', '.join(f'{t:02x}' for t in _IDX_DTYPES)}}} + ndim")
-    ndim = raw[3]
-    if ndim == 0 or len(raw) < 4 + 4 * ndim:
+    ndim = magic[3]
+    dims = _read_exactly(fh, 4 * ndim)
+    if ndim == 0 or len(dims) < 4 * ndim:
         raise IDXError(f"{path}: header truncated or ndim={ndim} invalid")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[magic[2]])
     expected = math.prod(shape) * dtype.itemsize  # Python ints: a product past 2**63 cannot wrap around
-    body = raw[4 + 4 * ndim:]
-    if len(body) != expected:
-        kind = "truncated" if len(body) < expected else "has trailing bytes"
-        raise IDXError(f"{path}: {kind}: header shape {shape} needs {expected} data bytes, file has {len(body)}")
+    if expected > max_bytes:
+        raise IDXError(f"{path}: header shape {shape} needs {expected:,} data bytes, over the limit of "
+                       f"{max_bytes:,} (read_idx(max_bytes=...) raises it); refused before reading the data")
+    body = _read_exactly(fh, expected)
+    if len(body) < expected:
+        raise IDXError(f"{path}: truncated: header shape {shape} needs {expected} data bytes, file has {len(body)}")
+    if fh.read(1):
+        raise IDXError(f"{path}: has trailing bytes: header shape {shape} needs {expected} data bytes, "
+                       f"and more follow")
     return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 

@@ -53,7 +53,7 @@ def raster_mask(kh: int, kw: int, mask_type: str) -> Tensor:
     """
     if mask_type not in ("A", "B"):
         raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
-    m = torch.zeros(kh, kw)
+    m = torch.zeros(kh, kw, device="cpu")  # a fixed layout, read by MaskedConv2d even when built on "meta"
     ch, cw = kh // 2, kw // 2
     m[:ch, :] = 1  # rows above the centre
     m[ch, :cw] = 1  # left of the centre, same row
@@ -67,7 +67,7 @@ def vertical_mask(kh: int, kw: int) -> Tensor:
     The vertical stack sees rows <= r; it reaches the horizontal stack only after a one-row shift
     down, so pixel (r, c) receives rows < r from it -- no blind spot to the upper right.
     """
-    m = torch.zeros(kh, kw)
+    m = torch.zeros(kh, kw, device="cpu")  # a fixed layout, as in raster_mask
     m[: kh // 2 + 1, :] = 1
     return m
 
@@ -141,6 +141,8 @@ class PixelCNNConfig(FamilyConfig):
     dropout: float = 0.5  # on the gated features of the horizontal stack (1,000 digits: 0.3 overfits sooner)
     position_bias: bool = True  # a learned logit bias per pixel and level (8x8 images are not translation invariant)
     coordinates: bool = True  # two extra input channels holding each pixel's row and column in [-1, 1]
+
+    RANGES = {"levels": (2, 256), "dropout": (0.0, 1.0)}
 
     def recipe(self) -> dict[str, Any]:
         """AdamW with weight decay, an EMA of the weights, early stopping on the val split."""

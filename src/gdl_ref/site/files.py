@@ -15,17 +15,23 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from gdl_ref.bounded_io import zip_members
+
 __all__ = ["GeneratedFolder", "write_if_changed"]
 
 MANIFEST = ".generated"
 
 
-def _zip_members(data: bytes) -> list[tuple[str, bytes]] | None:
-    """The (name, bytes) of each member of a zip archive, or None when ``data`` is not one."""
+def _zip_members(data: bytes, path: Path | str = "archive") -> list[tuple[str, bytes]] | None:
+    """The (name, bytes) of each member of a zip archive, or None when ``data`` is not one.
+
+    The archive on disk may be anyone's: it is unpacked within :mod:`gdl_ref.bounded_io`'s limits, and one
+    over them counts as not a zip (the build then writes its own over it).
+    """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return [(info.filename, archive.read(info)) for info in archive.infolist()]
-    except zipfile.BadZipFile:
+            return zip_members(archive, path)
+    except (zipfile.BadZipFile, ValueError):  # FileTooLarge and a member leaving its folder are ValueErrors
         return None
 
 
