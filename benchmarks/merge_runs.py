@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gdl_ref.bench.report import aggregate
+from gdl_ref.bounded_io import read_json
 from gdl_ref.data import TOY_NAMES
 from gdl_ref.models.registry import names
 
@@ -45,9 +46,11 @@ def row_order(row: dict[str, Any]) -> tuple[Any, ...]:
 
 def load_part(path: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
+        doc = read_json(path, what="bench run")  # a part may come from anyone: read within a size limit
+    except OSError as err:
         raise ValueError(f"{path}: not a readable JSON ({err})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: not a gdl-ref bench run (a JSON {type(doc).__name__}, not an object)")
     missing = {"schema", "date", "command", "machine", "versions", "results"} - doc.keys()
     if missing:
         raise ValueError(f"{path}: not a gdl-ref bench run (no {', '.join(sorted(missing))})")

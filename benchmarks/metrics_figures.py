@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from gdl_ref.bounded_io import read_json
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 JSON_PATH = RESULTS / "metrics-figures.json"
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(record(), indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)
         args.run = args.out
-    PAGE_PATH.write_text(render(json.loads(args.run.read_text(encoding="utf-8"))), encoding="utf-8")
+    PAGE_PATH.write_text(render(read_json(args.run, what="metrics run")), encoding="utf-8")
     print(f"wrote {PAGE_PATH} from {args.run}", file=sys.stderr)
     return 0
 

@@ -11,12 +11,12 @@ render, naming the target.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tomllib
 from pathlib import Path
 
 from gdl_ref.bench.page import render_page
+from gdl_ref.bounded_io import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -59,7 +59,7 @@ def render(path: Path) -> str:
     """The page for the run stored at ``path`` (named relative to the repository root)."""
     path = path.resolve()
     reasons = load_reasons(path)
-    return render_page(json.loads(path.read_text(encoding="utf-8")), _relative(path), reasons,
+    return render_page(read_json(path, what="bench run"), _relative(path), reasons,
                        _relative(reasons_path(path)) if reasons is not None else None)
 
 
