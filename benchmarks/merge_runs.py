@@ -2,8 +2,8 @@
 
     python benchmarks/merge_runs.py PART.json [PART.json ...] --out benchmarks/results/<date>-cpu.json [--note TEXT]
 
-A recording can be run in parts (``benchmarks/record_lanes.sh`` runs them in two lanes side by side, one
-torch thread each). The merged run keeps every part's rows, and each part's command, wall time, load
+``benchmarks/results/2026-11-28-cpu.json`` was recorded this way, in parts under wall-clock budgets; a run
+under the step budgets is one command (``benchmarks/record.sh``) and needs no merge. The merged run keeps every part's rows, and each part's command, wall time, load
 averages and threads under ``parts``; its wall time runs from the first part's start to the last part's
 end. Parts must come from the same commit and versions, or the merge stops naming the file that differs.
 The output is never overwritten.

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The recorded benchmark run: every family and its peers for 120 s each (toys 60 s), 3 seeds each, on this
-# machine's CPU, with the 2-D density families also on moved toys (x0.1, x10, +5) and the toy runs two at a time
-# (one torch thread each), then the benchmarks page regenerated from the JSON. The JSON records the load average at the
-# start and the end and the wall time of the whole run; the page shows both. Run from anywhere:
+# The recorded benchmark run: every family and its peers for its budget in optimiser steps
+# (gdl_ref.bench.budgets.RECORDED_STEPS), 3 seeds each, on this machine's CPU, with the 2-D density families also on
+# moved toys (x0.1, x10, +5), then the benchmarks page regenerated from the JSON. The figures depend on the steps, not
+# on the machine's speed; the toy runs go two at a time (--toy-workers 2, one torch thread each) only so that the
+# whole run fits in its wall time on 2 cores. The JSON records the load average at the start and the end, the
+# throughput of every run and the wall time of the whole run; the page shows them. Run from anywhere:
 #   pip install -r benchmarks/requirements.txt   (the peers: zuko, diffusers)
 #   bash benchmarks/record.sh [extra gdl-ref bench options, e.g. --note "idle machine"]
 set -euo pipefail
@@ -16,7 +18,7 @@ if [ -e "$out" ]; then
 fi
 echo "record.sh: load average before: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)" >&2
 status=0
-"$GDL_REF" bench all --budget-seconds 120 --seeds 0 1 2 --peers --moved --toy-workers 2 --json "$out" "$@" || status=$?
+"$GDL_REF" bench all --seeds 0 1 2 --peers --moved --toy-workers 2 --json "$out" "$@" || status=$?
 echo "record.sh: load average after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)" >&2
 "$PYTHON" benchmarks/render_page.py "$out"   # a failed run is shown on the page too
 exit "$status"

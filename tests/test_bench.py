@@ -19,6 +19,7 @@ from gdl_ref import bench, data, evaluate
 from gdl_ref.likelihood import Bound
 from gdl_ref.models import registry as families
 from gdl_ref.train import recipe as train_recipe
+from gdl_ref.bench.budgets import RECORDED_STEPS, recorded_budget
 from gdl_ref.bench.page import render_page
 from gdl_ref.bench.report import fmt, fmt_rate, fmt_ratio, ratio, tables
 from gdl_ref.bench.targets import targets_table
@@ -102,7 +103,9 @@ def test_the_recorded_run_uses_three_seeds_and_keeps_an_existing_json() -> None:
     (line,) = [x for x in script.splitlines() if '"$GDL_REF" bench' in x]
     argv = line.split("bench", 1)[1].split("||")[0].replace('"$out"', "x.json").replace('"$@"', "").split()
     args = _parse(*argv)
-    assert args.seeds == [0, 1, 2] and args.budget_seconds == 120 and args.peers
+    assert args.seeds == [0, 1, 2] and args.peers and args.moved
+    assert args.budget_seconds is None and args.budget_steps is None  # the recorded step budgets, not seconds
+    assert bench.budgets(args) is recorded_budget
     assert 'if [ -e "$out" ]' in script  # a recorded JSON is never overwritten
 
 
@@ -183,11 +186,33 @@ def test_plan_expands_all_and_the_default_data() -> None:
     assert bench.plan("vae", ["moons", "ring"]) == [("vae", "moons"), ("vae", "ring")]
 
 
-def test_toy_budget_defaults_to_at_most_sixty_seconds() -> None:
-    args = _parse("flow", "--budget-seconds", "120")
-    assert bench.budgets(args)[1].seconds == 60
-    args = _parse("flow", "--budget-seconds", "5", "--budget-steps", "3")
-    assert bench.budgets(args) == (bench.Budget(5, 3), bench.Budget(5, 3))
+def test_budgets_are_the_recorded_steps_unless_a_flag_replaces_them() -> None:
+    budget_of = bench.budgets(_parse("flow"))
+    assert budget_of("flow", "digits") == bench.Budget(steps=RECORDED_STEPS["flow"]["digits"])
+    assert budget_of("gan", "8gaussians") == bench.Budget(steps=RECORDED_STEPS["gan"]["toys"])
+    assert bench.budgets(_parse("flow", "--budget-steps", "7"))("ebm", "ring") == bench.Budget(steps=7)
+    budget_of = bench.budgets(_parse("flow", "--budget-seconds", "120"))  # seconds: toys at most sixty
+    assert budget_of("flow", "moons").seconds == 60 and budget_of("flow", "digits").seconds == 120
+    budget_of = bench.budgets(_parse("flow", "--budget-seconds", "5", "--budget-steps", "3"))
+    assert budget_of("flow", "digits") == budget_of("flow", "moons") == bench.Budget(5, 3)
+    assert _run("flow", "--toy-budget-seconds", "5") == 2  # toys alone would leave the digits unbounded
+    assert bench.Budget(steps=2000).label() == "2,000 steps" and bench.Budget(120).label() == "120 s"
+
+
+def test_every_benchmarked_pair_has_a_recorded_step_budget() -> None:
+    for family, data in bench.plan("all", None):
+        budget = recorded_budget(family, data)
+        assert budget.steps and budget.steps > 0 and budget.seconds is None
+    with pytest.raises(ValueError, match="no recorded budget for family 'nope'"):
+        recorded_budget("nope", "digits")
+
+
+@pytest.mark.parametrize("family, data", [("flow", "moons"), ("flow", "digits"), ("gan", "8gaussians")])
+def test_two_step_budget_runs_of_one_seed_score_the_same_bits(family: str, data: str) -> None:
+    rows = [bench.run_one(family, data, bench.Budget(steps=6), seed=4, eval_samples=32) for _ in range(2)]
+    first, second = ({k: v for k, v in row.items() if "seconds" not in k and "per_s" not in k} for row in rows)
+    assert first["steps"] == 6
+    assert first == second  # every score, to the last bit: nothing in a step budget depends on the clock
 
 
 def test_command_line_round_trips() -> None:
@@ -527,19 +552,3 @@ def test_a_table_whose_rows_ran_different_seeds_shows_them() -> None:
     assert "the *seeds* column" in text and "| seeds |" in text
     assert "| 0, 1 |" in text and "| 5.600 ± 0.050 |" in text  # one seed: its own standard error
     assert "| seeds |" not in tables(rows[:2])
-
-
-def test_every_part_of_the_recording_in_lanes_is_a_valid_bench_command() -> None:
-    script = (ROOT / "benchmarks" / "record_lanes.sh").read_text(encoding="utf-8")
-    toys = re.search(r"^toys=(\S+)$", script, re.M).group(1)
-    parts = re.findall(r"^\s+part \"?([\w$-]+)\"? (.+)$", script, re.M)
-    assert len(parts) >= 10
-    seeds_of: dict[str, set[int]] = {}
-    for name, argv in parts:
-        args = _parse(*argv.replace('"$toys"', toys).replace('"$k"', "0").split())
-        assert args.budget_seconds == 120 and bench.budgets(args)[1].seconds == 60, name
-        family = "digits" if args.data == [["digits"]] else args.family
-        seeds_of.setdefault(family, set()).update(args.seeds)
-    assert seeds_of["digits"] == {0, 1, 2} and seeds_of["autoregressive"] == {0, 1, 2}
-    assert seeds_of["flow"] == seeds_of["gan"] == seeds_of["ebm"] == {0, 1, 2}
-    assert 'if [ -e "$out" ]' in script  # a recorded JSON is never overwritten

@@ -1,8 +1,9 @@
 """Benchmarks: train a family under a fixed budget on the fixed split, evaluate on the test split.
 
 ``gdl-ref bench FAMILY|all`` builds each model with ``gdl_ref.models.registry.build``, trains it with
-``gdl_ref.train.fit`` for a wall-clock (``--budget-seconds``) or step (``--budget-steps``) budget on the
-train split, and scores it on the test split (digits rows 1350-1796; toys: the seeded test draw):
+``gdl_ref.train.fit`` for its family's budget in optimiser steps (``gdl_ref.bench.budgets``; ``--budget-steps``
+or ``--budget-seconds`` replace it) on the train split, and scores it on the test split (digits rows
+1350-1796; toys: the seeded test draw):
 
 * everything ``gdl_ref.evaluate`` reports, and nothing scored here: test NLL in nats per example with its
   standard error, bits per dimension on digits, the kind of bound (``gdl_ref.likelihood.Bound``), the paired
@@ -35,12 +36,14 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from gdl_ref.bench.budgets import Budget, recorded_budget
 from gdl_ref.bench.report import aggregate, tables
 from gdl_ref.bench.targets import targets_table
 from gdl_ref.data import MOVES, Move
 
 SCHEMA = 2  # 2: rows per seed, paired KL, standard errors, floors over subsets, hparams
-TOY_BUDGET_CAP = 60.0  # toys train for min(--budget-seconds, 60) unless --toy-budget-seconds says otherwise
+TOY_BUDGET_CAP = 60.0  # with --budget-seconds, toys train for min(S, 60) unless --toy-budget-seconds says otherwise
+BudgetOf = Callable[[str, str], Budget]  # (family, data) -> the budget of that run
 MOVED_FAMILIES = ("autoregressive", "flow")  # the scale-free 2-D density models that --moved fits on moved toys
 # The data sets each family is benchmarked on by default (the targets of the benchmark page).
 DEFAULT_DATA: dict[str, tuple[str, ...]] = {
@@ -68,14 +71,6 @@ class Peer:
     build: Callable[[str], nn.Module]
     versions: Callable[[], dict[str, str]]
     note: str = ""
-
-
-@dataclass
-class Budget:
-    """What one run may spend: wall-clock seconds and/or optimiser steps (fit stops at the first)."""
-
-    seconds: float | None = None
-    steps: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,18 +385,22 @@ def run_job(job: Job, budget: Budget, peers: dict[str, Peer], *, device: str = "
     return row
 
 
-def bench(pairs: list[tuple[str, str]], budget: Budget, *, toy_budget: Budget | None = None,
+def bench(pairs: list[tuple[str, str]], budget: Budget | BudgetOf = recorded_budget, *,
           seeds: tuple[int, ...] = (0,), device: str = "cpu", batch_size: int | None = None,
           eval_samples: int | None = None, peers: list[Peer] | None = None, moved: bool = False,
           toy_workers: int = 1, peers_dir: Path | None = None,
           log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Run every job of ``jobs(pairs, seeds, peers, moved)``; the rows come back in that order.
 
+    ``budget`` is one :class:`Budget` for every run, or a function of (family, data) giving each run its
+    own: by default the recorded step budgets (:func:`gdl_ref.bench.budgets.recorded_budget`).
+
     Digits runs go one at a time with every torch thread. With ``toy_workers`` > 1 the 2-D toy runs go
     ``toy_workers`` at a time, each in its own process with one torch thread (their models are too small to
     gain from a second thread, so on two cores two runs take the time of one); peers are imported again in
     each process from ``peers_dir``.
     """
+    budget_of: BudgetOf = budget if callable(budget) else (lambda family, data: budget)
     todo = jobs(pairs, seeds, peers, moved)
     by_name = {p.name: p for p in peers or []}
     options = {"device": device, "batch_size": batch_size, "eval_samples": eval_samples}
@@ -409,13 +408,12 @@ def bench(pairs: list[tuple[str, str]], budget: Budget, *, toy_budget: Budget | 
     parallel = [i for i, j in enumerate(todo) if j.data != "digits"] if toy_workers > 1 else []
     for i, job in enumerate(todo):
         if i not in parallel:
-            rows[i] = run_job(job, budget if job.data == "digits" else toy_budget or budget, by_name,
-                              log=log, **options)
+            rows[i] = run_job(job, budget_of(job.family, job.data), by_name, log=log, **options)
     if parallel:
         if peers and peers_dir is None:
             raise ValueError("toy_workers > 1 with peers needs peers_dir: each process imports the peers again")
-        rows.update(_run_in_workers({i: todo[i] for i in parallel}, toy_budget or budget, toy_workers,
-                                    peers_dir if peers else None, log is not _silent, options))
+        rows.update(_run_in_workers({i: (todo[i], budget_of(todo[i].family, todo[i].data)) for i in parallel},
+                                    toy_workers, peers_dir if peers else None, log is not _silent, options))
     return [rows[i] for i in range(len(todo))]
 
 
@@ -423,7 +421,7 @@ def _silent(_: str) -> None:
     """A log that says nothing (``--quiet``)."""
 
 
-def _run_in_workers(todo: dict[int, Job], budget: Budget, workers: int, peers_dir: Path | None, verbose: bool,
+def _run_in_workers(todo: dict[int, tuple[Job, Budget]], workers: int, peers_dir: Path | None, verbose: bool,
                     options: dict[str, Any]) -> dict[int, dict[str, Any]]:
     """Each job in a pool of ``workers`` fresh processes (spawned, one torch thread each); index -> row."""
     import multiprocessing
@@ -432,7 +430,7 @@ def _run_in_workers(todo: dict[int, Job], budget: Budget, workers: int, peers_di
     context = multiprocessing.get_context("spawn")  # not fork: the parent's thread pools do not survive a fork
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_start,
                              initargs=(str(peers_dir) if peers_dir else None, verbose)) as pool:
-        futures = {i: pool.submit(_worker_job, job, budget, options) for i, job in todo.items()}
+        futures = {i: pool.submit(_worker_job, job, budget, options) for i, (job, budget) in todo.items()}
         return {i: f.result() for i, f in futures.items()}
 
 
@@ -503,17 +501,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``gdl-ref bench`` on an argparse subparsers object."""
     p = subparsers.add_parser(
         "bench", help="train a family for a fixed budget and score it on the test split",
-        description="Train FAMILY (or all) on the fixed train split for a wall-clock or step budget, "
+        description="Train FAMILY (or all) on the fixed train split for its budget in optimiser steps, "
                     "evaluate test NLL, bits/dim, the paired KL from the true density on toys and sample-quality "
                     "distances beside their floors, with standard errors; print tables and write JSON.")
     p.add_argument("family", metavar="FAMILY", help=f"one of {', '.join(valid_families())}, or all")
     p.add_argument("--data", action="append", metavar="DATA", type=lambda s: [d for d in s.split(",") if d],
                    help="data set(s), comma-separated: digits or a toy name (default: the family's list)")
+    p.add_argument("--budget-steps", type=int, default=None, metavar="N",
+                   help="optimiser steps per run, for every family (default: each family's recorded budget, "
+                        "gdl_ref.bench.budgets.RECORDED_STEPS)")
     p.add_argument("--budget-seconds", type=float, default=None, metavar="S",
-                   help="wall-clock training budget per digits run (default 120 unless --budget-steps)")
+                   help="a wall-clock budget per digits run instead (the figures then depend on the machine)")
     p.add_argument("--toy-budget-seconds", type=float, default=None, metavar="S",
-                   help=f"budget per 2-D toy run (default min(budget, {TOY_BUDGET_CAP:g}))")
-    p.add_argument("--budget-steps", type=int, default=None, metavar="N", help="optimiser-step budget (with or without seconds)")
+                   help=f"with --budget-seconds: the budget per 2-D toy run (default min(S, {TOY_BUDGET_CAP:g}))")
     p.add_argument("--batch-size", type=int, default=None, metavar="B",
                    help="batch size of fit (default: each family's recipe, gdl_ref.train.recipe)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="K",
@@ -540,26 +540,33 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def budgets(args: argparse.Namespace) -> tuple[Budget, Budget]:
-    """The budgets of a digits run and of a toy run: toys get min(seconds, 60) unless told otherwise."""
-    seconds = args.budget_seconds
-    if seconds is None and args.budget_steps is None:
-        seconds = 120.0
+def budgets(args: argparse.Namespace) -> BudgetOf:
+    """The budget of each (family, data) run: the recorded step budgets unless a budget flag is given.
+
+    With ``--budget-steps`` every run gets those steps; with ``--budget-seconds`` a digits run gets those
+    seconds and a toy run ``--toy-budget-seconds`` or min(seconds, 60); given both, ``fit`` stops at the first.
+    """
+    steps, seconds = args.budget_steps, args.budget_seconds
+    if steps is None and seconds is None and args.toy_budget_seconds is None:
+        return recorded_budget
     toy_seconds = args.toy_budget_seconds or (min(seconds, TOY_BUDGET_CAP) if seconds else None)
-    return Budget(seconds, args.budget_steps), Budget(toy_seconds, args.budget_steps)
+    digits, toys = Budget(seconds, steps), Budget(toy_seconds, steps)
+    return lambda family, data: digits if data == "digits" else toys
 
 
 def main(args: argparse.Namespace) -> int:
     """Handler of ``gdl-ref bench``: 0 when every run finished, 1 when one failed, 2 on bad arguments."""
     args.data = [d for group in args.data for d in group] if args.data else None
-    if args.budget_seconds is None and args.budget_steps is None:
-        args.budget_seconds = 120.0  # recorded in the command line of the JSON
     for name in ("budget_seconds", "toy_budget_seconds", "budget_steps", "batch_size", "eval_samples", "threads",
                  "toy_workers"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             print(f"gdl-ref bench: error: --{name.replace('_', '-')} must be positive, got {value}", file=sys.stderr)
             return 2
+    if args.toy_budget_seconds is not None and args.budget_seconds is None:
+        print("gdl-ref bench: error: --toy-budget-seconds needs --budget-seconds (the digits runs' budget)",
+              file=sys.stderr)
+        return 2
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gdl-ref bench: error: --device cuda but torch.cuda.is_available() is False; valid here: cpu",
               file=sys.stderr)
@@ -572,11 +579,11 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    budget, toy_budget = budgets(args)
+    budget_of = budgets(args)
     log = _silent if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     machine = machine_info(args.device)
     started = time.perf_counter()
-    rows = bench(pairs, budget, toy_budget=toy_budget, seeds=tuple(args.seeds), device=args.device,
+    rows = bench(pairs, budget_of, seeds=tuple(args.seeds), device=args.device,
                  batch_size=args.batch_size, eval_samples=args.eval_samples, peers=peers, moved=args.moved,
                  toy_workers=args.toy_workers or 1, peers_dir=args.peers_dir or default_peers_dir(), log=log)
     doc = report(rows, args, peers, machine, wall_seconds=time.perf_counter() - started)
