@@ -210,7 +210,8 @@ def test_every_benchmarked_pair_has_a_recorded_step_budget() -> None:
 @pytest.mark.parametrize("family, data", [("flow", "moons"), ("flow", "digits"), ("gan", "8gaussians")])
 def test_two_step_budget_runs_of_one_seed_score_the_same_bits(family: str, data: str) -> None:
     rows = [bench.run_one(family, data, bench.Budget(steps=6), seed=4, eval_samples=32) for _ in range(2)]
-    first, second = ({k: v for k, v in row.items() if "seconds" not in k and "per_s" not in k} for row in rows)
+    clock = ("seconds", "per_s", "loadavg")  # measurements of the machine, not of the model
+    first, second = ({k: v for k, v in row.items() if not any(c in k for c in clock)} for row in rows)
     assert first["steps"] == 6
     assert first == second  # every score, to the last bit: nothing in a step budget depends on the clock
 
@@ -477,14 +478,53 @@ def test_page_shows_date_machine_command_and_versions(tmp_path: Path) -> None:
                             kl_negative=True)]}
     page = render_page(doc, "benchmarks/results/x.json")
     for needle in ("2026-01-02T03:04:05+00:00", "`gdl-ref bench all --budget-seconds 2`", "Some CPU, 2 logical CPUs",
-                   "7.5, 6, 5 → 8, 7, 5.5", "torch 9.9, zuko 1.0", '!!! warning "About this run"',
-                   "    a busy machine", "2 s per run (2-D toys)", '<!--pytest.mark.skip(reason="',
+                   "7.5, 6, 5 → 8, 7, 5.5", "torch 9.9, zuko 1.0", "| note | a busy machine |",
+                   "2 s per run (2-D toys)", '<!--pytest.mark.skip(reason="',
                    "| seeds | 0, 1 |", "| wall time of the whole run | 1 h 7 min |", "mean ± sd over 2 seeds",
                    "| 1.100 ± 0.141 |", "0.000 ± 0.141 †", "| KL ≤ 0.05 nats | 0.000 ± 0.141 | 2 | reached | ran 1 s of 2 s |"):
         assert needle in page, needle
     # every bash fence on the page is marked as not run
     fences = re.findall(r'(<!--pytest\.mark\.skip\(reason="[^"]+"\)-->\n\n)?```bash', page)
     assert fences and all(fences)
+    assert '!!! warning "About this run"' not in page  # a note is a line of the run table, not a box
+
+
+def _step_row(family: str, data: str, **extra: object) -> dict[str, object]:
+    steps = recorded_budget(family, data).steps
+    return _row(family, data, **{"budget_seconds": None, "budget_steps": steps, "steps": steps, "stop_reason": "steps",
+                                 "torch_threads": 2, "loadavg_start": 0.5, **extra})
+
+
+def test_a_step_budget_page_opens_with_its_figure_summary_and_speed() -> None:
+    rows = [_step_row("autoregressive", "digits", model="PixelCNN", seed=k, test_nll=78.0 + k, test_bits_per_dim=1.75 + k / 100)
+            for k in (0, 1, 2)]
+    rows += [_step_row("flow", "digits", model="ImageFlow", seed=k, test_nll=90.0, test_bits_per_dim=2.0,
+                       stop_reason="early_stopping", steps=480) for k in (0, 1, 2)]
+    rows += [_step_row("flow", "digits", model="zuko NSF", peer=True, seed=k, test_nll=100.0, test_bits_per_dim=2.2,
+                       train_examples_per_s=160.0, sample_examples_per_s=50.0) for k in (0, 1, 2)]
+    rows += [_step_row("flow", "moons", model="SplineFlow", seed=0, test_nll=1.0, entropy=0.9, kl=0.01, kl_stderr=0.01),
+             _step_row("flow", "moons ×10", model="SplineFlow", seed=0, toy="moons", move={"scale": 10.0, "shift": 0.0},
+                       test_nll=5.6, entropy=5.5, kl=0.01, kl_stderr=0.01)]
+    doc = {"schema": 2, "date": "2026-01-02T03:04:05+00:00", "command": "gdl-ref bench all --seeds 0 1 2 --peers --moved",
+           "note": "", "versions": {"torch": "9.9"}, "seeds": [0, 1, 2], "wall_seconds": 2400.0,
+           "machine": {"cpu": "Some CPU", "logical_cpus": 2, "torch_threads": 2, "system": "Linux",
+                       "loadavg_start": [0.5, 0.5, 0.5], "loadavg_end": [1.0, 1.0, 1.0]}, "results": rows}
+    page = render_page(doc, "benchmarks/results/x.json")
+    figure, summary, run = page.index("<svg"), page.index("## Summary"), page.index("## The run")
+    assert figure < summary < run and "!!! warning" not in page
+    assert "does not depend on the machine's speed" in page or "not depend on the machine's speed" in page
+    svg = page[figure:page.index("</svg>")]
+    assert svg.count("<circle") == 3 and svg.count('stroke-dasharray') == 2  # 2 of ours with targets, 1 peer
+    assert "PixelCNN: 1.760 ± 0.010" in svg and "zuko NSF (peer): 2.200 ± 0.000" in svg
+    for needle in ("| Autoregressive models | PixelCNN | 1.760 ± 0.010 bits/dim | bits/dim ≤ 1.70 | not reached | – | "
+                   f"ran {RECORDED_STEPS['autoregressive']['digits']:,} steps |",
+                   "| Normalizing flows | ImageFlow | 2.000 ± 0.000 bits/dim | bits/dim ≤ 1.95 | not reached | zuko NSF: NLL "
+                   f"ours / peer 0.90× | stopped early at step 480 of {RECORDED_STEPS['flow']['digits']:,} |",
+                   "| flow | digits | flow: ImageFlow | zuko NSF | 320 | 160 | 2.00× | 200 | 50 | 4.00× | 2 / 2 | 0.50 / 0.50 |",
+                   "gdl-ref bench flow --data digits --seeds 0 1 2 --peers\n",
+                   "gdl-ref bench flow --data moons --seeds 0 1 2 --moved\n",
+                   f"autoregressive: {RECORDED_STEPS['autoregressive']['digits']:,} steps (digits)"):
+        assert needle in page, needle
 
 
 @pytest.mark.gpu

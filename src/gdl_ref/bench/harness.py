@@ -214,6 +214,7 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
         "params": sum(p.numel() for p in model.parameters()),
         "device": device,
         "torch_threads": torch.get_num_threads(),
+        "loadavg_start": (_loadavg() or [None])[0],  # the 1-minute load average as this run began
         "budget_seconds": budget.seconds,
         "budget_steps": budget.steps,
         "batch_size": recipe["batch_size"],

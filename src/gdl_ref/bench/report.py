@@ -195,6 +195,31 @@ def _table_order(row: dict[str, Any]) -> tuple[bool, bool]:
     return bool(row.get("peer")), "move" in row or "toy" in row
 
 
+def speed_table(rows: list[dict[str, Any]]) -> str:
+    """Throughput, ours beside each peer on the same data: train and sample examples per second (means over
+    seeds), ours / peer (above 1: ours is faster), torch threads and the 1-minute load average as each run
+    began. '' when no peer ran."""
+    ok = [r for r in aggregate(rows) if "error" not in r]
+    lines = []
+    for p in (r for r in ok if r.get("peer")):
+        ours = next((r for r in ok if not r.get("peer") and r["family"] == p["family"] and r["data"] == p["data"]), None)
+        if ours is None:
+            continue
+        load = [r.get("loadavg_start") for r in (ours, p)]
+        lines.append([p["family"], p["data"], _name(ours), p["model"],
+                      fmt_rate(ours.get("train_examples_per_s")), fmt_rate(p.get("train_examples_per_s")),
+                      fmt_ratio(ratio(ours.get("train_examples_per_s"), p.get("train_examples_per_s"))),
+                      fmt_rate(ours.get("sample_examples_per_s")), fmt_rate(p.get("sample_examples_per_s")),
+                      fmt_ratio(ratio(ours.get("sample_examples_per_s"), p.get("sample_examples_per_s"))),
+                      " / ".join(fmt(r.get("torch_threads")) for r in (ours, p)),
+                      " / ".join(fmt(v, 2) for v in load)])
+    if not lines:
+        return ""
+    return table(["family", "data", "ours", "peer", "train ex/s, ours", "train ex/s, peer", "ours / peer",
+                  "sample ex/s, ours", "sample ex/s, peer", "ours / peer", "threads (ours / peer)",
+                  "load at start (ours / peer)"], lines) + "\n"
+
+
 def tables(rows: list[dict[str, Any]], level: int = 3) -> str:
     """The Markdown tables of a run: likelihoods, samples, samplers, ours / peer ratios, failures.
 
