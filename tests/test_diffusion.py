@@ -7,11 +7,13 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from gdl_ref import data
 from gdl_ref.likelihood import Bound
 from gdl_ref.models import diffusion
 from gdl_ref.models.unet import UNet, time_embedding
+from gdl_ref.train import fit
 
 
 @pytest.fixture(autouse=True)
@@ -223,3 +225,51 @@ def test_build_rebuilds_and_rejects_bad_arguments() -> None:
         diffusion.build("digits", time_steps=10)
     with pytest.raises(ValueError, match="output"):
         diffusion.build("digits", output="x0")
+
+
+class _GaussianOracle(nn.Module):
+    """eps^(x_t, t) of the optimal denoiser for x_0 ~ N(0, I): E[x_0 | x_t] = sqrt(abar_t) x_t, so that
+    eps^ = (x_t - sqrt(abar_t) x0^) / sqrt(1 - abar_t) = sqrt(1 - abar_t) x_t."""
+
+    def __init__(self, abar: torch.Tensor) -> None:
+        super().__init__()
+        self.abar = abar
+
+    def forward(self, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return (1 - self.abar[t]).sqrt()[:, None] * xt
+
+
+def test_analytic_variances_make_the_bound_exact_on_a_gaussian() -> None:
+    """For x_0 ~ N(0, I) the true reverse step is Gaussian with variance beta~_t + c_t^2 Var(x_0 | x_t) (= beta_t
+    here), which Analytic-DPM estimates from the denoiser (Bao et al., 2022); with the optimal denoiser the bound
+    then meets the exact NLL, log(2 pi) + E||x||^2 / 2 in 2-D, while the posterior variances beta~_t leave a gap."""
+    torch.manual_seed(0)
+    train, test = torch.randn(4096, 2), torch.randn(2000, 2)
+    exact = math.log(2 * math.pi) + 0.5 * (test ** 2).sum(1)  # -log N(x; 0, I), (2000,)
+    gaps = {}
+    for variance in ("posterior", "analytic"):
+        model = diffusion.build("moons", variance=variance, calibration_examples=4096)
+        model.net = _GaussianOracle(model.abar)
+        if variance == "analytic":
+            sigma2 = model.calibrate(train, generator=torch.Generator().manual_seed(1))
+            assert torch.all(sigma2[1:] >= model.posterior_var[1:]) and torch.all(sigma2[1:] <= model.betas[1:])
+            assert torch.allclose(sigma2[1:], model.betas[1:], rtol=0.01)  # the true reverse variance is beta_t
+        gap = -model.log_prob(test, generator=torch.Generator().manual_seed(2)) - exact  # bound - NLL, paired
+        gaps[variance] = (gap.mean().item(), gap.std().item() / math.sqrt(len(gap)))  # mean and standard error
+    (mean, se), (loose, loose_se) = gaps["analytic"], gaps["posterior"]
+    assert se < 0.05 and abs(mean) < 3 * se, gaps  # exact within its Monte-Carlo error
+    assert loose > 0.5 and loose > mean + 5 * (se + loose_se), gaps  # beta~_t: a valid bound with a gap
+
+
+def test_analytic_variances_are_estimated_by_fit_and_kept_in_the_checkpoint(tmp_path) -> None:
+    from gdl_ref.checkpoint import load_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = diffusion.build("digits", variance="analytic", timesteps=20, channels=8, mults=(1,), calibration_examples=16)
+    before = model.analytic_sigma2.clone()
+    fit(model, data.load("digits", "train")[:64], steps=2, batch_size=16, progress=False)
+    assert not torch.equal(model.analytic_sigma2, before)  # finish_fit calibrated them on the final weights
+    save_checkpoint(tmp_path / "ckpt", model)
+    assert torch.equal(load_model(tmp_path / "ckpt").analytic_sigma2, model.analytic_sigma2)
+    with pytest.raises(ValueError, match="calibrate needs variance='analytic'"):
+        diffusion.build("digits", timesteps=20, channels=8, mults=(1,)).calibrate(data.load("digits", "train")[:4])

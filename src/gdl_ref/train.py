@@ -253,6 +253,8 @@ def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: in
         ``configure_optimizers`` / ``training_step`` may not use them, and fit then warns.
     amp: bf16 autocast, on CUDA only (a no-op with a warning elsewhere).
     ema_decay: keep an EMA of the weights; validation, checkpoints and the returned model use it.
+        After the last step, a model with ``finish_fit(data)`` gets it called on its final weights (a
+        diffusion model with analytic variances estimates them there), before the final checkpoint.
     patience: stop after this many validations without improvement and restore the best weights.
     eval_every: validate every this many steps (default: once an epoch) and after the last step.
     checkpoint_dir / checkpoint_every: write a checkpoint folder there every N steps (``100``) or
@@ -364,10 +366,14 @@ def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: in
         validate()  # the budget ended between validations: record the final weights too
     h.seconds = base_seconds + time.perf_counter() - start
     final = state.best if patience is not None and state.best is not None else state.eval_weights()
-    if saving:
-        save(final, scheduled)  # resumable from the last step; model.safetensors = final
     if final is not None:
         model.load_state_dict(final)  # early stopping keeps the best weights; with EMA, the EMA weights
+    finish = getattr(model, "finish_fit", None)  # a model's last step on its final weights (e.g. calibration)
+    if callable(finish) and h.stop_reason != "interrupted":
+        finish(data)
+        final = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if saving:
+        save(final, scheduled)  # resumable from the last step; model.safetensors = final
     distributed.barrier(info)
     model.eval()
     return h

@@ -42,6 +42,7 @@ __all__ = ["DiffusionConfig", "Diffusion", "ImageDiffusion", "PointDiffusion", "
 SCHEDULES = ("linear", "cosine")
 METHODS = ("ddpm", "ddim")
 OUTPUTS = ("eps", "levels")
+VARIANCES = ("posterior", "analytic")
 
 
 @dataclass
@@ -54,9 +55,11 @@ class DiffusionConfig(FamilyConfig):
     clip: bool = True  # clip the predicted x_0 to the data range [-1, 1] while sampling digits
     output: str = "levels"  # digits: "eps" (the U-Net outputs eps) or "levels" (17 logits a pixel, see predict)
     sample_steps: int | None = None  # default steps of sample(); None = T for DDPM, 50 for DDIM
+    variance: str = "posterior"  # the bound's sigma_t^2: "posterior" (beta~_t) or "analytic" (Bao et al., 2022)
+    calibration_examples: int = 256  # analytic: train examples (one x_t each per step) that estimate sigma_t^2
 
     RANGES = {"dropout": (0.0, 1.0)}
-    CHOICES = {"schedule": SCHEDULES, "output": OUTPUTS}
+    CHOICES = {"schedule": SCHEDULES, "output": OUTPUTS, "variance": VARIANCES}
 
     @classmethod
     def defaults(cls, data: str) -> dict[str, Any]:
@@ -122,9 +125,47 @@ class Diffusion(DensityModule):
         abar = torch.cumprod(1 - betas, 0)  # abar_t
         abar_prev = torch.cat([torch.ones(1, dtype=abar.dtype), abar[:-1]])  # abar_{t-1}, abar_0 = 1
         var = betas * (1 - abar_prev) / (1 - abar)  # posterior variance beta~_t (0 at t = 1)
-        for name, v in {"betas": betas, "abar": abar, "abar_prev": abar_prev,
+        for name, v in {"betas": betas, "abar": abar, "abar_prev": abar_prev, "posterior_var": var,
                         "sigma2": torch.cat([var[1:2], var[1:]])}.items():  # sigma_1^2 := beta~_2
             self.register_buffer(name, v.float(), persistent=False)
+        if config.variance == "analytic":  # estimated after training (calibrate), saved with the weights
+            self.register_buffer("analytic_sigma2", self.sigma2.clone())
+
+    # --8<-- [start:analytic]
+    @evaluating
+    @torch.no_grad()
+    def calibrate(self, data: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Analytic-DPM reverse variances from the trained network (Bao et al., 2022, Theorem 1), (T,).
+
+        For a reverse step with the mean mu_theta = mu~(x0^, x_t), the variance that maximises the bound is
+
+            sigma_t*^2 = beta~_t + c_t^2 E ||x_0 - x0^(x_t)||^2 / d,     c_t = sqrt(abar_{t-1}) beta_t / (1 - abar_t),
+
+        c_t being x_0's coefficient in the posterior mean. The expectation is estimated on ``data`` (train
+        examples, one x_t each per step), and t > 1 is clipped to [beta~_t, beta_t] as in the paper. Any
+        sigma_t^2 gives a valid bound, so estimating it on the train split keeps the test bound valid.
+        """
+        if self.config.variance != "analytic":
+            raise ValueError(f"calibrate needs variance='analytic', the config has {self.config.variance!r}")
+        x = data[: self.config.calibration_examples].to(self.abar.device)
+        x0 = self.to_model(x)  # (N, ...)
+        d = x0[0].numel()
+        sigma2 = torch.empty_like(self.analytic_sigma2)
+        for i in range(self.config.timesteps):
+            t = torch.full((x0.shape[0],), i, dtype=torch.long, device=x0.device)
+            xt = self.q_sample(x0, t, torch.randn(x0.shape, generator=generator).to(x0))
+            mse = ((x0 - self.predict(xt, t)[0]) ** 2).sum() / (x0.shape[0] * d)  # E ||x_0 - x0^||^2 / d
+            c = self.abar_prev[i].sqrt() * self.betas[i] / (1 - self.abar[i])
+            value = self.posterior_var[i] + c ** 2 * mse
+            sigma2[i] = value if i == 0 else value.clamp(self.posterior_var[i], self.betas[i])
+        self.analytic_sigma2.copy_(sigma2.clamp(min=1e-8))
+        return self.analytic_sigma2
+
+    def finish_fit(self, data: Tensor | tuple[Tensor, ...]) -> None:
+        """``fit``'s last step, on the final weights: calibrate the analytic variances on the train data."""
+        if self.config.variance == "analytic":
+            self.calibrate(data[0] if isinstance(data, tuple) else data, generator=torch.Generator().manual_seed(0))
+    # --8<-- [end:analytic]
 
     # ---- data <-> the model's space -------------------------------------------------------------------
     def to_model(self, x: Tensor) -> Tensor:
@@ -181,11 +222,15 @@ class Diffusion(DensityModule):
         x0_hat, _ = self.predict(xt, t)
         ab_t, ab_prev = self._at(self.abar, t, x0), self._at(self.abar_prev, t, x0)
         mean_model, _ = posterior(x0_hat, xt, ab_t, ab_prev)  # mu_theta(x_t, t)
-        var = self._at(self.sigma2, t, x0)  # sigma_t^2 = beta~_t
+        analytic = self.config.variance == "analytic"
+        var = self._at(self.analytic_sigma2 if analytic else self.sigma2, t, x0)  # sigma_t^2
         if i == 0:  # decoder
             return -self.decoder_log_prob(x, mean_model, var).flatten(1).sum(1)
-        mean_true, _ = posterior(x0, xt, ab_t, ab_prev)  # mu~(x_t, x_0)
-        return ((mean_true - mean_model) ** 2 / (2 * var)).flatten(1).sum(1)  # KL of equal-variance Gaussians
+        mean_true, var_true = posterior(x0, xt, ab_t, ab_prev)  # mu~(x_t, x_0), beta~_t
+        kl = (mean_true - mean_model) ** 2 / (2 * var)  # KL of equal-variance Gaussians: sigma_t^2 = beta~_t
+        if analytic:  # KL(N(mu~, beta~) || N(mu_theta, sigma^2)) = that + (beta~/sigma^2 - 1 + log(sigma^2/beta~)) / 2
+            kl = kl + 0.5 * (var_true / var - 1 + torch.log(var / var_true))
+        return kl.flatten(1).sum(1)
 
     def prior_term(self, x: Tensor) -> Tensor:
         """KL(q(x_T | x_0) || N(0, I)), (B,): small when abar_T ~ 0."""
