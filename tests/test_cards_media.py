@@ -64,14 +64,14 @@ def test_a_figure_that_cannot_ship_stops_the_deck(repo, tmp_path, src, why):
         assert not (tmp_path / f"deck.{fmt}").exists()
 
 
-def test_an_inline_picture_needs_no_media(repo, tmp_path):
+def test_an_inline_data_picture_is_refused(repo, tmp_path):
     page = repo / "docs" / "families" / "figures.md"
     page.write_text(PAGE.format(figure='<img alt="dot" src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">'),
                     encoding="utf-8")
     out = tmp_path / "deck.apkg"
-    export_cards([page], "anki", out, root=repo)
-    media, (fields,) = deck(out, tmp_path)
-    assert media == {} and 'src="data:image/gif;base64,' in fields
+    with pytest.raises(CardProblems, match=r'figures.md:\d+: <img src="data:...">: a data: URL runs or embeds content'):
+        export_cards([page], "anki", out, root=repo)
+    assert not out.exists()
 
 
 def test_a_raw_html_figure_in_single_quotes_ships_too(repo, tmp_path):

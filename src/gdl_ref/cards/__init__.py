@@ -3,7 +3,7 @@
 A chapter page holds cards; a card is a `## Title {#id}` heading, background text and one
 `??? question "..."` admonition whose indented body is the answer (see CONTRIBUTING.md).
 
-Modules: `model` (the Card record), `parse`, `validate`, `mathml` (TeX to MathML), `fences`
+Modules: `model` (the Card record), `parse`, `validate`, `html_safety` (no active HTML in a card), `mathml` (TeX to MathML), `fences`
 (which code fences a test runs), `embeds` (`--8<--` paths stay inside the repository),
 `importer` (flashcard text to a page), `export` (Anki, CrowdAnki, CSV, flashcard text; imports
 genanki), `render` (card text as Anki HTML, figures as media), `notetype` (the pinned Anki note

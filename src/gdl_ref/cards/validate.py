@@ -10,9 +10,11 @@ What is checked (CONTRIBUTING.md lists the rules a contributor follows):
   `gdl_ref.cards.mathml.to_mathml`; display math must stand as a paragraph of its own, and a
   stray `$` (e.g. `$x $`, which pymdownx.arithmatex does not take for math) is reported;
 - code fences, from `gdl_ref.cards.fences`: a fence no test runs, a skip without a reason,
-  an embed whose file or section does not exist.
+  an embed whose file or section does not exist;
+- HTML, from `gdl_ref.cards.html_safety`: no element that runs or loads content, no event
+  handler, no inline style, no javascript:/vbscript:/data: URL; only the inline allowlist.
 
-Math and fences are checked on every page; structure and ids on card pages.
+Math and fences are checked on every page; structure, ids and HTML on card pages.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import re
 from pathlib import Path
 
 from .embeds import ref_problem, snippet_refs
+from .html_safety import page_html_problems, rendered_problems
 from .mathml import MathError, to_mathml
 from .model import Page, Problem
 from .parse import HEADING, QUESTION, TITLE, parse_tree
@@ -148,6 +151,7 @@ def validate_pages(pages: list[Page], root: Path | str = ".") -> list[Problem]:
         problems += [Problem(f.file, f.line, p) for f in page.fences for p in f.problems]
         problems += _page_math(page, page.text.splitlines())
         problems += _page_includes(page, page.text.splitlines(), Path(root))
+        problems += page_html_problems(page) + rendered_problems(page, Path(root))
         for card in page.cards:
             if not card.id:
                 continue
