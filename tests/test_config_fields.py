@@ -7,6 +7,7 @@ import math
 import pytest
 
 from gdl_ref import cli
+from gdl_ref.lessons import discriminative, mle
 from gdl_ref.models import registry
 from gdl_ref.models.config_fields import INT_MAX
 
@@ -18,6 +19,18 @@ pytestmark = pytest.mark.reliability
 def test_every_family_default_config_passes_its_own_checks(family: str, data: str) -> None:
     config = registry.module(family).config_for(data)
     assert config.data == data
+
+
+@pytest.mark.parametrize("config", [mle.MLEConfig, discriminative.ClassifierConfig])
+def test_every_lesson_default_config_passes_its_own_checks(config: type) -> None:
+    for data in config.DATA:
+        assert config.for_data(data).data == data
+
+
+def test_a_seed_may_be_zero_but_not_negative() -> None:
+    assert mle.MLEConfig.for_data("moons", seed=0).seed == 0
+    with pytest.raises(ValueError, match=r"MLEConfig.seed = -1: must be an integer in 0\.\.4294967295"):
+        mle.MLEConfig.for_data("moons", seed=-1)
 
 
 @pytest.mark.parametrize("value, message", [

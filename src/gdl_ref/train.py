@@ -366,14 +366,18 @@ def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: in
         validate()  # the budget ended between validations: record the final weights too
     h.seconds = base_seconds + time.perf_counter() - start
     final = state.best if patience is not None and state.best is not None else state.eval_weights()
-    if final is not None:
-        model.load_state_dict(final)  # early stopping keeps the best weights; with EMA, the EMA weights
     finish = getattr(model, "finish_fit", None)  # a model's last step on its final weights (e.g. calibration)
     if callable(finish) and h.stop_reason != "interrupted":
+        trained = {k: v.detach().clone() for k, v in model.state_dict().items()}  # what a resume continues
+        if final is not None:
+            model.load_state_dict(final)
         finish(data)
         final = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(trained)
     if saving:
-        save(final, scheduled)  # resumable from the last step; model.safetensors = final
+        save(final, scheduled)  # resumable from the last step's weights; model.safetensors = final
+    if final is not None:
+        model.load_state_dict(final)  # early stopping keeps the best weights; with EMA, the EMA weights
     distributed.barrier(info)
     model.eval()
     return h

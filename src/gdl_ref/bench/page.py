@@ -303,7 +303,8 @@ def render_page(doc: dict[str, Any], source: str, reasons: dict[str, str] | None
         rows = [r for r in doc["results"] if r["family"] == family]
         lines += [f"### {label}", "", f"<!-- --8<-- [start:{family}] -->", "",
                   f"*{_provenance(doc)}*", "", tables(rows, level=4).rstrip(), "",
-                  "Each data set's rows alone (not run here: each trains for minutes):", "",
+                  "Each data set's rows alone:", "",
+                  f"*Not run here: each command trains {family} for its budget, minutes each.*", "",
                   f'<!--pytest.mark.skip(reason="each command trains {family} for its budget, minutes each")-->', "",
                   "```bash", *row_commands(doc, family), "```", "",
                   f"<!-- --8<-- [end:{family}] -->", ""]

@@ -49,7 +49,7 @@ def _lock_check(paths: list[Path], pages: list, root: str) -> list:
     """Problems of the GUID lock file, when the whole site (ROOT/docs) is checked and the file exists."""
     from .lock import LOCK_NAME, LockError, lock_problems
     from .model import Problem
-    from .validate import DOCS
+    from .syntax import DOCS
 
     lock, docs = Path(root) / LOCK_NAME, (Path(root) / DOCS).resolve()
     if not lock.is_file() or docs not in {p.resolve() for p in paths}:

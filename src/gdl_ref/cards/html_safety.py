@@ -24,9 +24,13 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+from .embeds import EmbedOutside, snippet_refs
+from .fences import classify
 from .model import Page, Problem
+from .render import to_html
+from .syntax import INLINE_DOLLAR, INLINE_ROUND
 
-__all__ = ["ACTIVE", "ALLOWED", "URL_ATTRS", "BAD_SCHEMES", "html_problems", "page_html_problems",
+__all__ = ["ACTIVE", "ALLOWED", "URL_ATTRS", "BAD_SCHEMES", "html_problems", "markdown_html", "page_html_problems",
            "rendered_problems"]
 
 ACTIVE = frozenset({"script", "iframe", "frame", "frameset", "object", "embed", "applet", "form", "input",
@@ -144,10 +148,9 @@ def html_problems(text: str, first: int = 1, allowed: frozenset[str] | None = AL
     return checker.found
 
 
-def _markdown_html(text: str, blanked_lines: set[int]) -> str:
+def markdown_html(text: str, blanked_lines: set[int]) -> str:
     """The page text with what Markdown does not read as HTML blanked out: the given lines
     (front matter, code fences), code spans, autolinks and math."""
-    from .validate import INLINE_DOLLAR, INLINE_ROUND   # late: validate imports this module
 
     lines = text.split("\n")
     lines = [" " * len(ln) if k in blanked_lines else ln for k, ln in enumerate(lines, start=1)]
@@ -172,13 +175,11 @@ def page_html_problems(page: Page) -> list[Problem]:
     for f in page.fences:
         if f.kind != "marker":
             skipped |= set(range(f.line, f.end_line + 1))
-    return [Problem(page.file, k, why) for k, why in html_problems(_markdown_html(page.text, skipped))]
+    return [Problem(page.file, k, why) for k, why in html_problems(markdown_html(page.text, skipped))]
 
 
 def _needs_render(text: str) -> bool:
     """Whether a line outside code fences may open a raw HTML block or include another file."""
-    from .embeds import snippet_refs
-    from .fences import classify
 
     fenced = {k for f in classify(text) for k in range(f.line, f.end_line + 1)}
     lines = text.splitlines()
@@ -194,8 +195,6 @@ def rendered_problems(page: Page, root: Path) -> list[Problem]:
     the text a ``--8<--`` line includes from another file.
     Cards the source check already refused are not rendered.
     """
-    from .embeds import EmbedOutside
-    from .render import to_html   # late: render imports validate, which imports this module
 
     problems: list[Problem] = []
     starts = [c.line for c in page.cards] + [len(page.text.splitlines()) + 1]

@@ -25,7 +25,7 @@ from .embeds import BLOCK as BLOCK_MARK
 from .embeds import EmbedOutside, contained, expand, snippet_refs
 from .fences import classify
 from .model import Card, Problem
-from .validate import BLOCKS, DOCS, INLINE_DOLLAR
+from .syntax import BLOCKS, DOCS, INLINE_DOLLAR
 
 __all__ = ["readable_markdown", "protect_math", "to_html", "ship_figures", "media_name", "MEDIA_PREFIX"]
 

@@ -27,17 +27,10 @@ from .html_safety import page_html_problems, rendered_problems
 from .mathml import MathError, to_mathml
 from .model import Page, Problem
 from .parse import HEADING, QUESTION, TITLE, parse_tree
-
-DOCS = "docs"   # the site's pages, below the repository root
+from .syntax import BLOCKS, DOCS, INLINE_DOLLAR, INLINE_ROUND
 
 __all__ = ["check_math", "site_ids", "site_duplicates", "validate_pages", "validate_paths"]
 
-# pymdownx.arithmatex's "smart dollar" inline rule: no space just inside the dollars.
-INLINE_DOLLAR = re.compile(r"(?<!\\)\$(?!\s)((?:\\.|[^\\$])+?)(?<!\s)\$")
-INLINE_ROUND = re.compile(r"(?<!\\)\\\(((?:\\[^)]|[^\\])+?)\\\)")
-BLOCKS = (re.compile(r"^\$\$(.+?)\$\$$", re.S),
-          re.compile(r"^\\\[(.+?)\\\]$", re.S),
-          re.compile(r"^(\\begin\{([a-z]+\*?)\}.+?\\end\{\2\})$", re.S))
 INLINE_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1")
 COMMENT = re.compile(r"^\s*<!--.*-->\s*$")
 STRAY_DOLLAR = re.compile(r"(?<!\\)\$")

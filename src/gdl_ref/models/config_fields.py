@@ -3,7 +3,7 @@
 A field's type comes from its annotation (``int``, ``float``, ``bool``, ``str``, ``tuple[int, ...]``,
 ``X | None``); its range from the config class's ``RANGES`` (``{field: (low, high)}``, both ends included),
 else from the default for its type: an ``int`` counts something (layers, channels, steps), so it lies in
-``1..INT_MAX``; a ``float`` is finite (a log-variance may be negative, so no sign is assumed). ``CHOICES``
+``1..INT_MAX``, but a field named ``seed`` (any of ``0..SEED_MAX``); a ``float`` is finite (a log-variance may be negative, so no sign is assumed). ``CHOICES``
 (``{field: allowed strings}``) names the values a ``str`` field may take.
 
 So ``--set hidden=-3`` is refused as ``PixelCNNConfig.hidden = -3: must be an integer in 1..1048576``
@@ -18,9 +18,10 @@ import types
 import typing
 from typing import Any
 
-__all__ = ["INT_MAX", "check_fields"]
+__all__ = ["INT_MAX", "SEED_MAX", "check_fields"]
 
 INT_MAX = 2**20  # the default upper end of an integer field: no width, depth or count of this package nears it
+SEED_MAX = 2**32 - 1  # a seed is any integer numpy and torch both take, 0 included
 
 
 def check_fields(config: Any) -> None:
@@ -32,7 +33,8 @@ def check_fields(config: Any) -> None:
     for field in dataclasses.fields(config):
         name = f"{cls.__name__}.{field.name}"
         value = getattr(config, field.name)
-        checked = _check(name, value, hints[field.name], ranges.get(field.name), choices.get(field.name))
+        bounds = ranges.get(field.name, (0, SEED_MAX) if field.name == "seed" else None)
+        checked = _check(name, value, hints[field.name], bounds, choices.get(field.name))
         if checked is not value:
             setattr(config, field.name, checked)
 
