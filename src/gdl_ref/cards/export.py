@@ -14,6 +14,10 @@
   ``??x answer x??``, ``---``), the page source kept as it is, so that
   export -> `gdl-ref cards import` -> export gives the same bytes.
 
+Every format passes through the sanitiser (gdl_ref.cards.sanitise): the note fields through
+`clean_card_html`, the Markdown of the text formats through `clean_card_markdown`; both leave the
+renderer's own output as it is.
+
 Only card pages are exported; a card page with problems stops the export (`CardProblems`), and an
 existing output is replaced only when asked (`force`), whole or not at all.
 """
@@ -31,13 +35,14 @@ from typing import Callable
 from .crowdanki import write_crowdanki
 from .embeds import expand
 from .fences import classify
+from .sanitise import clean_card_html, clean_card_markdown
 from .importer import KEYWORD_LINE
 from .lock import LOCK_NAME, LockEntry, assign_guids, new_guid, read_lock, write_lock
 from .model import Card, Page, Problem
 from .notetype import DECK_DESCRIPTION, DECK_ID, DECK_NAME, MODEL_ID, DeckNote, note_model
 from .render import readable_markdown, ship_figures, to_html
 from .tags import page_tags
-from .validate import DOCS as SITE_DOCS
+from .syntax import DOCS as SITE_DOCS
 from .validate import validate_paths
 
 __all__ = ["CardProblems", "DECK_ID", "MODEL_ID", "FORMATS", "build_deck", "export_cards", "load_cards",
@@ -110,7 +115,8 @@ def deck_notes(pages: list[Page], root: Path, guids: dict[str, str]) -> tuple[li
             fields = [card.key, html.escape(card.chapter_title), to_html(card.title, root, inline=True),
                       to_html(card.background, root), to_html(card.question, root, inline=True),
                       to_html(card.answer, root), html.escape(_source(card))]
-            fields, files, found = ship_figures(fields, card, root)
+            fields, files, found = ship_figures(fields, card, root)  # figures' src become the deck's media names
+            fields[2:6] = map(clean_card_html, fields[2:6])  # then only what the renderer makes stays
             media.update(files)
             problems += found
             notes.append(DeckNote(guids.get(card.key) or note_guid(card), fields, tags))
@@ -150,8 +156,9 @@ def write_csv(cards: list[Card], out: Path, root: Path) -> None:
         writer.writerow(["key", "chapter", "id", "title", "background", "question", "answer", "source"])
         for c in cards:
             writer.writerow([csv_cell(cell) for cell in (
-                c.key, c.chapter_title, c.id, c.title, readable_markdown(c.background, root),
-                c.question, readable_markdown(c.answer, root), _source(c))])
+                c.key, clean_card_markdown(c.chapter_title), c.id, clean_card_markdown(c.title),
+                clean_card_markdown(readable_markdown(c.background, root)), clean_card_markdown(c.question),
+                clean_card_markdown(readable_markdown(c.answer, root)), _source(c))])
 
 
 def _escape_keywords(text: str) -> str:
@@ -171,11 +178,12 @@ def to_flashcards(pages: list[Page]) -> str:
     for page in pages:
         chunks.append(f"# Flashcards: {page.title}\n\n")
         if page.intro:
-            chunks.append(_escape_keywords(page.intro) + "\n\n")
+            chunks.append(_escape_keywords(clean_card_markdown(page.intro)) + "\n\n")
         chunks.append("---\n\n")
         for c in page.cards:
-            chunks.append(f"#### {c.title} {{#{c.id}}}\n{_escape_keywords(c.background)}\n\n:p {c.question}\n"
-                          f"??x\n{_escape_keywords(c.answer)}\nx??\n\n---\n\n")
+            background, answer = (_escape_keywords(clean_card_markdown(t)) for t in (c.background, c.answer))
+            chunks.append(f"#### {clean_card_markdown(c.title)} {{#{c.id}}}\n{background}\n\n"
+                          f":p {clean_card_markdown(c.question)}\n??x\n{answer}\nx??\n\n---\n\n")
     return "".join(chunks)
 
 

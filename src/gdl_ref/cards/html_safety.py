@@ -30,7 +30,7 @@ from .model import Page, Problem
 from .render import to_html
 from .syntax import INLINE_DOLLAR, INLINE_ROUND
 
-__all__ = ["ACTIVE", "ALLOWED", "URL_ATTRS", "BAD_SCHEMES", "html_problems", "markdown_html", "page_html_problems",
+__all__ = ["ACTIVE", "ALLOWED", "URL_ATTRS", "BAD_SCHEMES", "dangerous_scheme", "html_problems", "markdown_html", "page_html_problems",
            "rendered_problems"]
 
 ACTIVE = frozenset({"script", "iframe", "frame", "frameset", "object", "embed", "applet", "form", "input",
@@ -70,7 +70,7 @@ def _blank_all(text: str, pattern: re.Pattern) -> str:
     return text
 
 
-def _url_scheme(value: str) -> str | None:
+def dangerous_scheme(value: str) -> str | None:
     """The dangerous scheme a URL attribute's value starts with (or, for srcset, holds), else None."""
     folded = URL_DROPPED.sub("", value).lower()
     return next((s for s in BAD_SCHEMES if folded.startswith(s) or f",{s}" in folded), None)
@@ -105,7 +105,7 @@ class _Checker(HTMLParser):
             elif name == "style":
                 self.found.append((line, f"inline style= on <{tag}>: remove it; the site's stylesheet styles "
                                          "cards (use Markdown emphasis)"))
-            elif name in URL_ATTRS and value and (scheme := _url_scheme(value)):
+            elif name in URL_ATTRS and value and (scheme := dangerous_scheme(value)):
                 self.found.append((line, f'<{tag} {name}="{scheme}...">: a {scheme} URL runs or embeds content: '
                                          "link to an https:// page, or show a file of the repository by its "
                                          "relative path"))
