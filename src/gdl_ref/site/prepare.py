@@ -4,7 +4,8 @@ MkDocs runs it itself (``on_pre_build`` in :mod:`gdl_ref.site.hooks`); Zensical 
 its documented command runs it first. It writes only into two git-ignored folders under ``docs/``:
 
 * ``docs/downloads/``: the Anki deck, the CSV and the CrowdAnki JSON of every card (:func:`gdl_ref.cards.export.export_cards`),
-  and one notebook per family page with its runnable blocks (:mod:`gdl_ref.site.page_notebooks`);
+  one notebook per family page with its runnable blocks (:mod:`gdl_ref.site.page_notebooks`), and the
+  Study page's cards and scheduler under ``study/`` (:mod:`gdl_ref.site.study`);
 * ``docs/notebooks/``: one Markdown page per notebook of ``notebooks/``, executed (or taken from the
   cache) with its figures (:mod:`gdl_ref.site.notebooks`).
 
@@ -32,6 +33,7 @@ from .errors import SiteError
 from .files import GeneratedFolder
 from .notebooks import build_notebook_pages
 from .page_notebooks import page_notebook
+from .study import write_study_assets
 
 __all__ = ["DOWNLOADS", "check_embeds", "prepare", "main"]
 
@@ -87,6 +89,7 @@ def prepare(root: Path, quiet: bool = False) -> list[str]:
     with GeneratedFolder(docs / "downloads") as downloads:
         _card_downloads(docs, root, downloads)
         done.append(f"docs/downloads/: {', '.join(DOWNLOADS.values())}")
+        done += write_study_assets(root, downloads)
         for page in sorted((docs / "families").glob("*.md")):
             nb = page_notebook(page, root, __version__)
             if nb is not None:
