@@ -199,3 +199,64 @@ def test_cards_retire_marks_an_id_that_left_the_site(site, capsys, monkeypatch):
                       (["retire", "never-published", "--why", "x"], 'no entry "never-published"'),
                       (["retire", "card-one", "--why", " "], "say why")]:
         assert main(argv) == 2 and why in capsys.readouterr().err
+
+
+# Two cards on one GUID (a bad merge of two pull requests copies one entry onto another id).
+
+def _lock_with(tmp_path: Path, rows: list[str]) -> Path:
+    path = tmp_path / LOCK_NAME
+    path.write_text('{\n  "about": "x",\n  "cards": {\n' + ",\n".join(f"    {r}" for r in rows) + "\n  }\n}\n",
+                    encoding="utf-8")
+    return path
+
+
+def test_a_guid_given_to_two_ids_is_refused_naming_both_and_the_line(tmp_path):
+    path = _lock_with(tmp_path, ['"card-one": {"guid": "AAA"}', '"card-three": {"guid": "CCC"}',
+                                 '"card-two": {"guid": "AAA"}'])
+    before = path.read_bytes()
+    with pytest.raises(LockError) as err:
+        read_lock(path)
+    assert str(err.value).startswith(f'{path}:6: "card-two" has the GUID "AAA" of "card-one" (line 4)')
+    assert path.read_bytes() == before
+
+
+def test_a_card_id_listed_twice_is_refused_at_its_second_line(tmp_path):
+    path = _lock_with(tmp_path, ['"card-one": {"guid": "AAA"}', '"card-one": {"guid": "BBB"}'])
+    with pytest.raises(LockError, match=r'cards.lock.json:5: card id "card-one" has a second entry \(its first is on '
+                                        r"line 4\)"):
+        read_lock(path)
+    path = _lock_with(tmp_path, ['"card-one": {"guid": "AAA", "guid": "BBB"}'])
+    with pytest.raises(LockError, match=r'cards.lock.json:4: the entry of "card-one" is not'):
+        read_lock(path)
+
+
+def test_write_lock_never_writes_a_shared_guid(tmp_path):
+    path = tmp_path / LOCK_NAME
+    write_lock(path, {"a": LockEntry("AAA")})
+    before = path.read_bytes()
+    with pytest.raises(LockError, match=r'"b" would get the GUID "AAA" of "a"'):
+        write_lock(path, {"a": LockEntry("AAA"), "b": LockEntry("AAA")})
+    assert path.read_bytes() == before
+
+
+def test_export_with_a_shared_guid_in_the_lock_writes_nothing(site, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(site)
+    assert main(["lock"]) == 0
+    lock = site / LOCK_NAME
+    entries = read_lock(lock)
+    text = lock.read_text(encoding="utf-8").replace(entries["card-two"].guid, entries["card-one"].guid)
+    lock.write_text(text, encoding="utf-8")
+    capsys.readouterr()
+    assert main(["export", "--format", "anki", "--out", str(tmp_path / "deck.apkg"), "docs"]) == 2
+    err = capsys.readouterr().err
+    assert f'"card-two" has the GUID {json.dumps(entries["card-one"].guid)} of "card-one"' in err
+    assert "Traceback" not in err and not (tmp_path / "deck.apkg").exists()
+    assert lock.read_text(encoding="utf-8") == text
+
+
+def test_a_lock_over_the_size_limit_is_refused_unread(tmp_path, monkeypatch):
+    import gdl_ref.cards.lock as lock_module
+    monkeypatch.setattr(lock_module, "JSON_MAX_BYTES", 100)
+    path = _lock_with(tmp_path, [f'"card-{i}": {{"guid": "G{i}"}}' for i in range(10)])
+    with pytest.raises(LockError, match=r"cards.lock.json: \d[\d,]* bytes, over the 100-byte limit for a card lock"):
+        read_lock(path)

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from gdl_ref.bounded_io import JSON_MAX_BYTES, FileTooLarge, read_limited
+
 from .model import Card, Problem
 
 __all__ = ["LOCK_NAME", "LockEntry", "LockError", "read_lock", "write_lock", "lock_text", "assign_guids",
-           "lock_changes", "lock_problems", "new_guid", "retire", "retired_ids"]
+           "lock_changes", "lock_problems", "duplicate_guids", "new_guid", "retire", "retired_ids"]
 
 LOCK_NAME = "cards.lock.json"
 ABOUT = ("Anki note GUIDs of the site's cards, by card id. Entries are added by `gdl-ref cards lock` (or export), "
@@ -53,26 +56,101 @@ def new_guid(card: Card) -> str:
     return genanki.guid_for(card.chapter, card.id)
 
 
+ENTRY_LINE = re.compile(r'^\s*("(?:[^"\\]|\\.)*")\s*:\s*\{')   # a line that opens an entry: "id": {
+
+
+def _entry_lines(text: str) -> dict[str, list[int]]:
+    """The line numbers (from 1) on which each card id's entry starts (the file holds one entry a line)."""
+    lines: dict[str, list[int]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = ENTRY_LINE.match(line)
+        if match:
+            try:
+                lines.setdefault(json.loads(match.group(1)), []).append(number)
+            except json.JSONDecodeError:
+                continue
+    return lines
+
+
+class _Object(dict):  # type: ignore[type-arg]
+    """A JSON object that remembers the keys it was given twice (json's own dict keeps the last silently)."""
+
+    repeated: list[str]
+
+
+def _pairs(pairs: list[tuple[str, object]]) -> _Object:
+    out = _Object()
+    out.repeated = []
+    for key, value in pairs:
+        if key in out:
+            out.repeated.append(key)
+        out[key] = value
+    return out
+
+
+def _at(path: Path, lines: dict[str, list[int]], card_id: str, nth: int = 0) -> str:
+    found = lines.get(card_id, [])
+    return f"{path}:{found[nth]}" if len(found) > nth else str(path)
+
+
+def duplicate_guids(entries: dict[str, LockEntry]) -> list[tuple[str, str, str]]:
+    """(guid, first id, second id) for each GUID that two card ids share, in the file's (sorted) order."""
+    owner: dict[str, str] = {}
+    shared = []
+    for card_id in sorted(entries):
+        guid = entries[card_id].guid
+        if guid in owner:
+            shared.append((guid, owner[guid], card_id))
+        else:
+            owner[guid] = card_id
+    return shared
+
+
 def read_lock(path: Path | str) -> dict[str, LockEntry]:
-    """The entries of a lock file ({} when it does not exist); LockError naming the file when it is malformed."""
+    """The entries of a lock file ({} when it does not exist).
+
+    Raises:
+        LockError: naming the file (and the line where there is one) when the file is over
+            ``JSON_MAX_BYTES``, is not JSON, lists a card id twice, holds an entry of the wrong shape,
+            or gives one GUID to two card ids (Anki matches notes by GUID, so one card would overwrite
+            the other in a reader's collection).
+    """
     path = Path(path)
     if not path.exists():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = read_limited(path, JSON_MAX_BYTES, "card lock").decode("utf-8")
+        data = json.loads(text, object_pairs_hook=_pairs)
+    except FileTooLarge as exc:
+        raise LockError(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise LockError(f"{path}: cannot be read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise LockError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise LockError(f"{path}: JSON nested too deeply to read") from None
     cards = data.get("cards") if isinstance(data, dict) else None
-    if not isinstance(cards, dict):
-        raise LockError(f'{path}: no "cards" mapping of card ids to entries')
+    if not isinstance(cards, _Object) or "cards" in data.repeated:
+        raise LockError(f'{path}: no single "cards" mapping of card ids to entries')
+    lines = _entry_lines(text)
+    if cards.repeated:
+        card_id = cards.repeated[0]
+        raise LockError(f'{_at(path, lines, card_id, 1)}: card id "{card_id}" has a second entry (its first is on '
+                        f'line {lines.get(card_id, ["?"])[0]}): keep the one git history gives it, delete the other')
     entries: dict[str, LockEntry] = {}
     for card_id, entry in cards.items():
-        if not (isinstance(entry, dict) and isinstance(entry.get("guid"), str) and entry["guid"]
-                and isinstance(entry.get("retired", ""), str) and set(entry) <= {"guid", "retired"}):
-            raise LockError(f'{path}: the entry of "{card_id}" is not {{"guid": "...", "retired": "why" (optional)}}')
+        if not (isinstance(entry, _Object) and not entry.repeated and isinstance(entry.get("guid"), str)
+                and entry["guid"] and isinstance(entry.get("retired", ""), str) and set(entry) <= {"guid", "retired"}):
+            raise LockError(f'{_at(path, lines, card_id)}: the entry of "{card_id}" is not '
+                            '{"guid": "...", "retired": "why" (optional)}')
         entries[card_id] = LockEntry(entry["guid"], entry.get("retired", ""))
+    shared = duplicate_guids(entries)
+    if shared:
+        guid, first, second = shared[0]
+        raise LockError(f'{_at(path, lines, second)}: "{second}" has the GUID {json.dumps(guid)} of "{first}" '
+                        f'(line {lines.get(first, ["?"])[0]}): Anki would put one card over the other. One entry '
+                        f"is a copy (a bad merge does this): give it back its own GUID from the file's history "
+                        f"(git log -p {path.name})")
     return entries
 
 
@@ -101,6 +179,8 @@ def write_lock(path: Path | str, entries: dict[str, LockEntry]) -> None:
     """Write the lock through a temporary sibling; LockError (nothing written) if it would break a rule."""
     path = Path(path)
     forbidden = lock_changes(read_lock(path), entries)
+    forbidden += [f'"{second}" would get the GUID {json.dumps(guid)} of "{first}"'
+                  for guid, first, second in duplicate_guids(entries)]
     if forbidden:
         raise LockError(f"{path}: refused: " + "; ".join(forbidden))
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
