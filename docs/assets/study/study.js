@@ -509,6 +509,7 @@
       this.pointFigures(this.question);
       this.answer.innerHTML = card.answer;
       this.pointFigures(this.answer);
+      this.addCopyButtons(this.answer);
       this.answer.hidden = true;
       this.grades.hidden = true;
       this.revealButton.hidden = false;
@@ -520,6 +521,15 @@
 
     pointFigures(box) {
       for (const img of box.querySelectorAll("img[src]")) img.src = new URL(img.getAttribute("src"), ROOT).href;
+    }
+
+    /** A copy button on each code block of a card, as the theme gives the blocks of a page (its own
+     * clipboard handler answers any [data-clipboard-text] button, so the button carries the code's text). */
+    addCopyButtons(box) {
+      for (const code of box.querySelectorAll(".highlight pre > code")) {
+        code.parentElement.prepend(el("button", { class: "md-clipboard md-icon", type: "button",
+          title: "Copy to clipboard", "data-clipboard-text": code.textContent }));
+      }
     }
 
     reveal() {
