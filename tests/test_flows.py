@@ -92,6 +92,45 @@ def test_digits_log_prob_is_the_dequantised_bound() -> None:
     assert model.bound is Bound.DEQUANTIZED
 
 
+def test_variational_dequantiser_density_is_its_change_of_variables() -> None:
+    """log q(u | x) = log N(eps) - log|du/deps|, the Jacobian (diagonal) taken by autograd; u in (0, 1)."""
+    torch.manual_seed(0)
+    model = flows.build("digits", layers=2, hidden=16, dequantization="variational", dequant_hidden=32).double()
+    for p in model.dequantizer.parameters():
+        torch.nn.init.normal_(p, std=0.3)   # a q far from uniform
+    x, _ = data.digits("test")
+    levels = x[:4].flatten(1)  # (4, 64)
+    u, log_q = model.dequantize(levels, torch.Generator().manual_seed(5))
+    eps = torch.randn(levels.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    mean, log_scale = model.dequantizer(2 * levels.double() / 16 - 1).chunk(2, dim=-1)
+
+    def u_of(e: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(mean + log_scale.clamp(-6.0, 2.0).exp() * e)
+
+    jac = torch.autograd.functional.jacobian(lambda e: u_of(e).sum(0), eps)  # (64, 4, 64): du_j / deps_bj
+    diag = torch.stack([torch.diagonal(jac[:, b, :]) for b in range(4)])      # (4, 64)
+    expected = (-0.5 * eps**2 - 0.5 * math.log(2 * math.pi)).sum(1) - diag.abs().log().sum(1)
+    assert torch.allclose(u, u_of(eps)) and bool(((u > 0) & (u < 1)).all())
+    assert torch.allclose(log_q, expected, atol=1e-8)
+    assert log_q.std() > 1.0   # not the uniform q, whose log-density is 0
+
+
+def test_variational_bound_subtracts_log_q_and_trains_the_dequantiser() -> None:
+    model = flows.build("digits", layers=2, hidden=16, dequantization="variational", dequant_hidden=32)
+    x, _ = data.digits("test")
+    x = x[:6]
+    lp = model.log_prob(x, generator=torch.Generator().manual_seed(2))
+    u, log_q = model.dequantize(x.flatten(1), torch.Generator().manual_seed(2))
+    v, logdet = flows.to_logit((x.flatten(1).float() + u) / 17, model.config.logit_alpha)
+    by_hand = model.log_prob_continuous(v) + logdet - log_q - 64 * math.log(17)
+    assert torch.allclose(lp, by_hand, atol=1e-4)
+    (-lp.mean()).backward()
+    last = model.dequantizer[-1]   # starts at zero: q starts as u = sigmoid(N(0, 1)) in each level
+    assert last.weight.grad is not None and last.weight.grad.abs().sum() > 0 and last.bias.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="dequantization"):
+        flows.build("digits", dequantization="learned")
+
+
 def test_digits_flow_invertible_and_samples() -> None:
     model = _random_flow("affine", "digits", layers=4, hidden=16)
     v = torch.randn(8, 64, dtype=torch.float64)

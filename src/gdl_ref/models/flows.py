@@ -170,9 +170,11 @@ class FlowConfig(FamilyConfig):
     bins: int = 32  # spline: K bins
     tail_bound: float = 4.0  # spline: acts on [-B, B] of the standardised data, identity outside
     logit_alpha: float = 0.05  # digits: y -> logit(a + (1 - 2a) y)
+    dequantization: str = "uniform"  # digits: u ~ U[0, 1) ("uniform") or u ~ q(u | x) ("variational", Ho et al. 2019)
+    dequant_hidden: int = 128  # variational: width of the network that gives q(u | x) its mean and scale
 
     RANGES = {"logit_alpha": (0.0, 0.49)}
-    CHOICES = {"coupling": ("affine", "spline")}
+    CHOICES = {"coupling": ("affine", "spline"), "dequantization": ("uniform", "variational")}
 
     @classmethod
     def defaults(cls, data: str) -> dict[str, Any]:
@@ -288,15 +290,36 @@ class ImageFlow(CouplingFlow):
 
     def __init__(self, config: FlowConfig) -> None:
         super().__init__(config, gdata.DIGIT_DIMS)
+        if config.dequantization == "variational":  # x (B, 64) -> mean and log-scale of q's logit, (B, 128)
+            self.dequantizer = mlp(gdata.DIGIT_DIMS, 2 * gdata.DIGIT_DIMS, config.dequant_hidden, 2)
+
+    def dequantize(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """u in (0, 1)^64 for levels x (B, 64), and log q(u | x) (B,): zero for the uniform u ~ U[0, 1)^64.
+
+        variational: u = sigmoid(m(x) + s(x) eps), eps ~ N(0, I), a logistic-normal q (Ho et al., 2019, Flow++,
+        with one conditional layer), log q(u | x) = log N(eps) - sum log s - sum log(u (1 - u)).
+        """
+        if self.config.dequantization == "uniform":
+            u = torch.rand(x.shape, generator=generator, device=x.device)  # as data.dequantize draws it
+            return u, torch.zeros(x.shape[0], device=x.device)
+        dtype = self.dequantizer[0].weight.dtype
+        mean, log_scale = self.dequantizer(2 * x.to(dtype) / (gdata.DIGIT_LEVELS - 1) - 1).chunk(2, dim=-1)
+        log_scale = log_scale.clamp(-6.0, 2.0)
+        eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=dtype)  # (B, 64)
+        z = mean + log_scale.exp() * eps
+        log_q = log_normal(eps) - log_scale.sum(-1) - (F.logsigmoid(z) + F.logsigmoid(-z)).sum(-1)
+        return torch.sigmoid(z), log_q
 
     def log_likelihood(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """x int (B, 1, 8, 8) -> a one-draw estimate (B,) of the bound log P(x) >= E_u[log p_Y(y)] - 64 log 17,
-        y = (x + u) / 17, u ~ U[0, 1)^64, in nats of the discrete space."""
+        """x int (B, 1, 8, 8) -> a one-draw estimate (B,) of the bound log P(x) >= E_q[log p_Y(y) - log q(u | x)]
+        - 64 log 17, y = (x + u) / 17, in nats of the discrete space (q uniform: log q = 0)."""
         gdata.check_digits(x)
-        y = gdata.dequantize(x, generator).flatten(1)  # (B, 64)
+        levels = x.flatten(1)  # (B, 64)
+        u, log_q = self.dequantize(levels, generator)
+        y = (levels.float() + u) / gdata.DIGIT_LEVELS  # (B, 64) in [0, 1)
         v, logdet = to_logit(y, self.config.logit_alpha)
         log_py = self.log_prob_continuous(v) + logdet  # log p_Y(y) = log p_V(v) + log|dv/dy|
-        return -dequantized_nll(-log_py, dims=gdata.DIGIT_DIMS, levels=gdata.DIGIT_LEVELS)
+        return -dequantized_nll(-(log_py - log_q), dims=gdata.DIGIT_DIMS, levels=gdata.DIGIT_LEVELS)
     # --8<-- [end:digits]
 
     @evaluating
