@@ -53,8 +53,8 @@ def test_embed_problems(root):
             '```python title="x"\n--8<-- "src/gone.py:core"\n```\n\n'
             '```python\n--8<-- "src/m.py:core"\n```\n')
     assert fence_problems(classify(text, "p.md", root)) == [
-        'p.md:1: section "nope" not found in src/m.py (no [start:nope] or [end:nope] marker)',
-        'p.md:5: embedded file "src/gone.py" does not exist',
+        'p.md:2: section "nope" not found in src/m.py (no [start:nope] or [end:nope] marker)',
+        'p.md:6: embedded file "src/gone.py" does not exist',
         'p.md:9: pytest-codeblocks runs this fence and fails on the --8<-- line: give it a title, '
         'e.g. ```python title="src/gdl_ref/x.py"',
     ]
@@ -146,3 +146,17 @@ def test_deprecated_skip_keyword_is_reported(marker):
     text = f"*Not run here: r.*\n\n<!--pytest-codeblocks:{marker}-->\n```bash\nx\n```\n"
     problems = fence_problems(classify(text, "p.md"))
     assert any(f"p.md:3: <!--pytest-codeblocks:{marker}--> is deprecated" in str(p) for p in problems), problems
+
+
+def test_cards_check_and_the_build_step_report_an_embed_at_the_same_line(tmp_path):
+    from gdl_ref.cards.validate import validate_paths
+    from gdl_ref.site.prepare import check_embeds
+
+    (tmp_path / "docs").mkdir()
+    page = tmp_path / "docs" / "p.md"
+    page.write_text('# T\n\nText.\n\n```python title="x"\n--8<-- "src/none.py:sec"\n```\n',
+                    encoding="utf-8")
+    _, problems = validate_paths([page], tmp_path)
+    checked = [str(p) for p in problems if "does not exist" in str(p)]
+    built = check_embeds(tmp_path / "docs", tmp_path)
+    assert checked == built == ['docs/p.md:6: embedded file "src/none.py" does not exist']

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -297,8 +298,15 @@ def test_the_build_step_leaves_no_temporary_folder(tmp_path: Path, monkeypatch: 
     root = _project(tmp_path, "# Probe\n\n## A probe card {#probe-card}\n\nA page needs a card for a deck.\n\n"
                               '??? question "What does the build step leave behind?"\n\n'
                               "    Its downloads, and no temporary folder.\n")
+    shutil.copy(ROOT / "package-lock.json", root)   # the Study page's scheduler, as npm ci installed it
+    for name in ("package.json", "dist/index.umd.js"):
+        source = ROOT / "node_modules/ts-fsrs" / name
+        if not source.is_file():
+            pytest.fail(f"{source.relative_to(ROOT)} is missing: run `npm ci` in the repository root")
+        (root / "node_modules/ts-fsrs" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, root / "node_modules/ts-fsrs" / name)
     done = prepare(root, quiet=True)
     assert sorted(p.name for p in (root / "docs/downloads").iterdir()) == [
-        ".generated", "gdl-ref-crowdanki.zip", "gdl-ref.apkg", "gdl-ref.csv"], done
+        ".generated", "gdl-ref-crowdanki.zip", "gdl-ref.apkg", "gdl-ref.csv", "study"], done
     assert not (root / "cards.lock.json").exists(), "a build never writes the GUID lock file"
     assert list(scratch.iterdir()) == [], "the export's scratch folder is removed"

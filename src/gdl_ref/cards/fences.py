@@ -60,7 +60,8 @@ class Fence:
     kind: str = "other"        # one of KINDS
     markers: list[str] = field(default_factory=list)   # pytest-codeblocks keywords / marks before it
     refs: list[str] = field(default_factory=list)      # snippet references of an embed
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)                    # reported at the opening fence
+    line_problems: list[tuple[int, str]] = field(default_factory=list)   # (line, problem): an embed's own line
 
     @property
     def code(self) -> str:
@@ -160,7 +161,8 @@ def classify(text: str, path: str = "<string>", root: Path | str = ".") -> list[
         i += 1
         if not closed:
             fence.problems.append("fence never closed (pytest fails to collect the page)")
-        refs = [m.group("ref") for m in map(SNIPPET.match, body) if m]
+        refs_at = [(start + 2 + k, m.group("ref")) for k, m in enumerate(map(SNIPPET.match, body)) if m]
+        refs = [ref for _, ref in refs_at]
         only_snippets = bool(refs) and all(SNIPPET.match(b) or not b.strip() for b in body)
         is_backtick_run = ticks[0] == "`" and info in RUN_LANGS
         fence.markers = keywords
@@ -176,7 +178,7 @@ def classify(text: str, path: str = "<string>", root: Path | str = ".") -> list[
         elif only_snippets:
             fence.kind = "embed"
             fence.refs = refs
-            fence.problems += [p for p in (ref_problem(r, root) for r in refs) if p]
+            fence.line_problems += [(line, p) for line, r in refs_at if (p := ref_problem(r, root))]
             if is_backtick_run:
                 fence.problems.append('pytest-codeblocks runs this fence and fails on the --8<-- line: '
                                       'give it a title, e.g. ```python title="src/gdl_ref/x.py"')
@@ -230,4 +232,6 @@ def audit_paths(paths: list[Path | str], root: Path | str = ".") -> list[Fence]:
 
 def fence_problems(fences: list[Fence]) -> list[str]:
     """`file:line: problem` for every problem, in file order."""
-    return [f"{f.file}:{f.line}: {p}" for f in fences for p in f.problems]
+    found = [(f.line, p) for f in fences for p in f.problems] + [lp for f in fences for lp in f.line_problems]
+    file = fences[0].file if fences else ""
+    return [f"{file}:{line}: {p}" for line, p in sorted(found, key=lambda item: item[0])]

@@ -142,6 +142,7 @@ def validate_pages(pages: list[Page], root: Path | str = ".") -> list[Problem]:
     for page in pages:
         problems += page.problems
         problems += [Problem(f.file, f.line, p) for f in page.fences for p in f.problems]
+        problems += [Problem(f.file, line, p) for f in page.fences for line, p in f.line_problems]
         problems += _page_math(page, page.text.splitlines())
         problems += _page_includes(page, page.text.splitlines(), Path(root))
         problems += page_html_problems(page) + rendered_problems(page, Path(root))
