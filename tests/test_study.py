@@ -114,7 +114,10 @@ def test_assets_are_written_into_the_generated_folder(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "downloads" / "study" / "cards.json").read_text(encoding="utf-8"))
     assert data["scheduler"]["package"] == "ts-fsrs" and data["cards"]
     manifest = (tmp_path / "downloads" / ".generated").read_text(encoding="utf-8").split()
-    assert manifest == ["study/cards.json", "study/ts-fsrs.umd.js"]
+    assert manifest == ["study/cards.json", "study/index.json", "study/ts-fsrs.umd.js"]
+    index = json.loads((tmp_path / "downloads" / "study" / "index.json").read_text(encoding="utf-8"))
+    assert index["cards"] == {f"{c['page']}#{c['anchor']}": c["guid"] for c in data["cards"]}
+    assert len(set(index["cards"].values())) == len(data["cards"])     # one GUID a card, one card a GUID
 
 
 def test_a_card_moved_to_another_page_keeps_its_guid(tmp_path: Path) -> None:
@@ -396,6 +399,57 @@ def test_corrupt_storage_is_reported_and_readable_reviews_survive(reader: Sessio
         tab.evaluate("([key, text]) => localStorage.setItem(key, text)", [STORE, value])
         _reload(tab)
         assert says in tab.locator("[data-notice=problem]").inner_text()
+    _no_leaks(reader)
+
+
+CHAPTER = "chapters/generative-modelling/"
+
+
+def test_mark_as_known_on_a_chapter_page_reaches_the_study_page(reader: Session, cards: list[dict[str, Any]]) -> None:
+    """Each card of a chapter page has "Mark as known"; the Study page leaves it out, and "Study this card"
+    (there or on the chapter page) puts it back."""
+    on_page = [c for c in cards if c["page"] == CHAPTER]
+    tab = reader.open(CHAPTER)
+    buttons = tab.locator(".gdl-study-card__known")
+    buttons.first.wait_for(state="attached")
+    assert buttons.count() == len(on_page), "one button a card of the page"
+    first = buttons.first
+    guid = first.get_attribute("data-guid")
+    expected = on_page[0]
+    assert guid == expected["guid"], "the first button is the first card's, by its page#anchor"
+    heading_id = first.evaluate("b => { for (let e = b.parentElement.previousElementSibling; e; e = e.previousElementSibling)"
+                                " if (/^H[1-6]$/.test(e.tagName)) return e.id; return null; }")
+    assert heading_id == expected["anchor"], "the button sits under its own card's heading"
+    assert first.inner_text() == "Mark as known" and first.get_attribute("aria-pressed") == "false"
+    first.focus()
+    tab.keyboard.press("Enter")                                     # usable with the keyboard alone
+    assert first.inner_text() == "Study this card" and first.get_attribute("aria-pressed") == "true"
+    assert "marked as known" in tab.locator(".gdl-study-card-status").inner_text()
+
+    study = _open(reader, f"{STUDY}?page={CHAPTER}")
+    assert _snapshot(study)["known"] == [guid]
+    assert _current(study) != guid, "a card marked as known is not shown"
+    listed = study.locator(".gdl-study__known-list")
+    assert listed.is_visible() and "Marked as known: 1 card" in listed.inner_text()
+    study.locator(".gdl-study__known-list summary").click()
+    study.locator(f'.gdl-study__unknown[data-guid="{guid}"]').click()
+    assert _snapshot(study)["known"] == [] and listed.is_hidden()
+
+    tab.reload(wait_until="load")
+    tab.locator(".gdl-study-card__known").first.wait_for(state="attached")
+    again = tab.locator(f'.gdl-study-card__known[data-guid="{guid}"]')
+    assert again.inner_text() == "Mark as known", "the chapter page reads the log the Study page wrote"
+    _no_leaks(reader)
+
+
+def test_card_buttons_never_write_over_a_damaged_log(reader: Session) -> None:
+    tab = reader.open(CHAPTER)
+    tab.evaluate("([key]) => localStorage.setItem(key, '{not json')", [STORE])
+    tab.reload(wait_until="load")
+    button = tab.locator(".gdl-study-card__known").first
+    button.wait_for(state="attached")
+    assert button.is_disabled() and "Study page" in (button.get_attribute("title") or "")
+    assert tab.evaluate("([key]) => localStorage.getItem(key)", [STORE]) == "{not json"
     _no_leaks(reader)
 
 

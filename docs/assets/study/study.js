@@ -2,7 +2,8 @@
  *
  * Loaded on every page (extra_javascript). On the Study page (an element #gdl-study) it loads the cards
  * (downloads/study/cards.json, written by gdl_ref.site.study) and the scheduler (downloads/study/ts-fsrs.umd.js)
- * and runs a session; on a page with cards it adds "Review this page's cards".
+ * and runs a session; on a page with cards it adds "Mark as known" / "Study this card" to each card
+ * (through downloads/study/index.json, each card's page#anchor and GUID) and "Review this page's cards".
  *
  * The log is the truth: each review is (card GUID, time, grade) and a card's schedule is the replay of its
  * reviews through ts-fsrs with fuzzing off, so two logs merge by taking the union of their reviews, and an
@@ -327,7 +328,8 @@
         el("label", { for: "gdl-study-import", class: "md-button gdl-study__import" }, "Import a log…"), importInput,
         this.afresh);
       this.status = el("p", { class: "gdl-study__status", role: "status" });
-      root.append(this.alerts, this.scope, this.counts, settings, this.card, this.done, tools, this.status);
+      this.knownList = el("details", { class: "gdl-study__known-list", hidden: true });
+      root.append(this.alerts, this.scope, this.counts, settings, this.card, this.done, tools, this.knownList, this.status);
       this.renderAfresh(false);
     }
 
@@ -455,8 +457,24 @@
         q.soon.length ? ` · learning, due within 20 minutes: ${q.soon.length}` : "");
       this.limitInput.value = String(this.log.settings.newPerDay);
       this.undoButton.disabled = this.undo.length === 0 || this.readOnly;
+      this.renderKnown();
       const next = q.due[0] || q.newToday[0] || q.soon[0] || null;
       this.show(next);
+    }
+
+    /** The cards marked as known (in scope), each with "Study this card" to put it back in the schedule. */
+    renderKnown() {
+      const known = this.log.known.map((g) => this.byGuid.get(g)).filter((c) => c && this.inScope(c));
+      const open = this.knownList.open;
+      this.knownList.hidden = known.length === 0;
+      this.knownList.replaceChildren(
+        el("summary", { text: `Marked as known: ${known.length} card${known.length === 1 ? "" : "s"}` }),
+        el("ul", {}, ...known.map((card) => el("li", {},
+          el("a", { href: new URL(`${card.page}#${card.anchor}`, ROOT).href, html: card.title }), " ",
+          el("button", { type: "button", class: "md-button gdl-study__unknown", "data-guid": card.guid,
+            "aria-label": `Study this card: ${plain(card.title)}`, onclick: () => this.studyAgain(card) },
+          "Study this card")))));
+      this.knownList.open = open && known.length > 0;
     }
 
     renderScope() {
@@ -591,6 +609,14 @@
       this.refresh();
     }
 
+    studyAgain(card) {
+      if (!card || this.readOnlyRefusal()) return;
+      this.log.known = this.log.known.filter((g) => g !== card.guid);
+      this.save();
+      this.say(`“${plain(card.title)}” is back in the schedule.`);
+      this.refresh();
+    }
+
     key(event) {
       if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
       const target = event.target;
@@ -700,12 +726,81 @@
     if (signal.aborted) link.remove();
   }
 
+  /** The heading that names a card: its id is the card's anchor. */
+  function cardAnchor(details) {
+    for (let e = details.previousElementSibling; e; e = e.previousElementSibling) {
+      if (/^H[1-6]$/.test(e.tagName)) return e.id || "";
+    }
+    return "";
+  }
+
+  /**
+   * On a page with cards: after each card, a button that takes it out of the schedule ("Mark as known")
+   * or puts it back ("Study this card"). Each click reads the stored log afresh (another tab may have
+   * written it) and writes it back whole; a log the page cannot read whole is never written over.
+   */
+  function addCardButtons(signal) {
+    const article = document.querySelector("article.md-content__inner");
+    const page = location.pathname.slice(ROOT.pathname.length);
+    if (!article || !article.querySelector("details.question") || !page || page.startsWith("study/")) return;
+    fetch(new URL("downloads/study/index.json", ROOT)).then((r) => (r.ok ? r.json() : null)).then((index) => {
+      if (signal.aborted || !index || index.version !== DATA_VERSION || !index.cards) return;
+      const store = storage();
+      const status = el("p", { class: "gdl-study-card-status gdl-visually-hidden", role: "status" });
+      article.append(status);
+      const read = () => {
+        const text = store ? store.getItem(STORE) : null;
+        return text === null ? { log: emptyLog(), problem: null } : parseLog(text);
+      };
+      const buttons = [];
+      const label = (button) => {
+        const { log, problem } = read();
+        const known = log.known.includes(button.dataset.guid);
+        button.textContent = known ? "Study this card" : "Mark as known";
+        button.setAttribute("aria-pressed", known ? "true" : "false");
+        button.disabled = !store || Boolean(problem);
+        button.title = !store ? "This browser refuses the site's storage."
+          : problem ? "Your review log needs attention: open the Study page." : "";
+      };
+      for (const details of article.querySelectorAll("details.question")) {
+        const anchor = cardAnchor(details);
+        const guid = index.cards[`${page}#${anchor}`];
+        if (!guid || details.nextElementSibling?.classList.contains("gdl-study-card")) continue;
+        const title = details.querySelector(":scope > summary");
+        const button = el("button", { type: "button", class: "md-button gdl-study-card__known", "data-guid": guid,
+          "aria-describedby": anchor || null });
+        button.addEventListener("click", () => {
+          const { log, problem } = read();
+          if (!store || problem) return label(button);
+          const known = log.known.includes(guid);
+          log.known = known ? log.known.filter((g) => g !== guid) : [...log.known, guid];
+          try {
+            store.setItem(STORE, logText(log));
+            status.textContent = `${title ? title.textContent.trim() : "This card"}: `
+              + (known ? "back in the schedule." : "marked as known, left out of the schedule.");
+          } catch (error) {
+            status.textContent = `Your browser would not save it (${error.name}).`;
+          }
+          buttons.forEach(label);
+        });
+        buttons.push(button);
+        details.after(el("p", { class: "gdl-study-card" }, button));
+      }
+      buttons.forEach(label);
+      window.addEventListener("storage", (event) => { if (event.key === STORE) buttons.forEach(label); }, { signal });
+      if (signal.aborted) for (const b of buttons) b.parentElement.remove();
+    }).catch(() => {});      // without the index the page is still the page: the cards stay readable
+  }
+
   function mount() {
     if (controller) controller.abort();
     controller = new AbortController();
     const root = document.getElementById("gdl-study");
     if (root) mountStudy(root, controller.signal);
-    else addPageLink(controller.signal);
+    else {
+      addCardButtons(controller.signal);
+      addPageLink(controller.signal);
+    }
   }
 
   if (window.document$ && typeof window.document$.subscribe === "function") window.document$.subscribe(mount);

@@ -10,6 +10,8 @@ with FSRS in the reader's browser. It needs two files that the build makes:
 * ``cards.json``: every card of the site, keyed by its GUID from ``cards.lock.json`` (the one the
   Anki deck uses, so a card keeps its schedule when it moves or is edited), with its page, title,
   question and answer as HTML (math as MathML, as on the pages), and the GUIDs of retired cards.
+* ``index.json``: each card's ``page#anchor`` and its GUID, a few kilobytes, so that a chapter page can
+  offer "Mark as known" / "Study this card" on each card without loading every card's text.
 
 Every HTML field passes through :func:`card_html_for_study`, the sanitiser of the card exports.
 """
@@ -25,8 +27,8 @@ from typing import Any
 from .errors import SiteError
 from .files import GeneratedFolder
 
-__all__ = ["STUDY_DIR", "FSRS_PACKAGE", "FSRS_BUNDLE", "fsrs_bundle", "study_cards", "card_html_for_study",
-           "write_study_assets"]
+__all__ = ["STUDY_DIR", "FSRS_PACKAGE", "FSRS_BUNDLE", "fsrs_bundle", "study_cards", "study_index",
+           "card_html_for_study", "write_study_assets"]
 
 STUDY_DIR = "study"                          # under docs/downloads/
 FSRS_PACKAGE = "ts-fsrs"
@@ -159,8 +161,13 @@ def study_cards(root: Path) -> dict[str, Any]:
     return {"version": DATA_VERSION, "cards": rows, "retired": retired}
 
 
+def study_index(data: dict[str, Any]) -> dict[str, Any]:
+    """The content of ``index.json``: ``{"page#anchor": guid}`` for every card of ``data`` (``cards.json``)."""
+    return {"version": DATA_VERSION, "cards": {f"{c['page']}#{c['anchor']}": c["guid"] for c in data["cards"]}}
+
+
 def write_study_assets(root: Path, downloads: GeneratedFolder) -> list[str]:
-    """Write ``study/ts-fsrs.umd.js`` and ``study/cards.json`` into the build's downloads folder.
+    """Write ``study/ts-fsrs.umd.js``, ``study/cards.json`` and ``study/index.json`` into the build's downloads folder.
 
     Returns the lines the build step prints. Raises SiteError (nothing written) when ts-fsrs is not
     installed as pinned, or the cards cannot be read.
@@ -170,5 +177,6 @@ def write_study_assets(root: Path, downloads: GeneratedFolder) -> list[str]:
     data["scheduler"] = {"package": FSRS_PACKAGE, "version": version}
     downloads.write(f"{STUDY_DIR}/ts-fsrs.umd.js", bundle)
     downloads.write(f"{STUDY_DIR}/cards.json", json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
+    downloads.write(f"{STUDY_DIR}/index.json", json.dumps(study_index(data), separators=(",", ":")) + "\n")
     return [f"docs/downloads/{STUDY_DIR}/: ts-fsrs {version}, cards.json ({len(data['cards'])} cards, "
             f"{len(data['retired'])} retired)"]
