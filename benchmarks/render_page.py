@@ -15,7 +15,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from gdl_ref.bench.page import render_page
+from gdl_site.benchmarks_page import render_page
 from gdl_ref.bounded_io import read_json
 
 ROOT = Path(__file__).resolve().parents[1]

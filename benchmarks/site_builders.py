@@ -8,7 +8,7 @@ Cold: the build's caches removed first (the executed notebooks in ``.cache/noteb
 cache, the generated ``docs/downloads/`` and ``docs/notebooks/``), so the notebooks are executed
 again; with ``--keep-notebooks`` the executed notebooks stay, and the cold build times the rest. Warm: the same command straight after, with every cache in place. Each builder runs its
 documented command: ``mkdocs build --strict`` (its hook runs the build step) and
-``python -m gdl_ref.site.prepare && zensical build --strict``. Prints a table and writes JSON
+``python -m gdl_site.prepare && zensical build --strict``. Prints a table and writes JSON
 (``artifacts/site-builders.json``); a warm time is the median of ``--repeat`` runs, with its range.
 Wall time on a shared machine moves with its load, which the output records.
 """
@@ -45,7 +45,7 @@ def _clear(keep_notebooks: bool) -> None:
 def _commands(builder: str, site_dir: Path) -> list[list[str]]:
     if builder == "mkdocs":
         return [[sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)]]
-    return [[sys.executable, "-m", "gdl_ref.site.prepare"], [sys.executable, "-m", "zensical", "build", "--strict"]]
+    return [[sys.executable, "-m", "gdl_site.prepare"], [sys.executable, "-m", "zensical", "build", "--strict"]]
 
 
 def _build(builder: str, site_dir: Path) -> float:

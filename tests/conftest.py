@@ -131,7 +131,7 @@ def zensical_site() -> SiteBuild:
     shutil.rmtree(site_dir, ignore_errors=True)
     env = {**os.environ, "GDL_REF_SITE_OUT": str(site_dir)}
     log = ""
-    for command in ([sys.executable, "-m", "gdl_ref.site.prepare"], [sys.executable, "-m", "zensical", "build", "--strict"]):
+    for command in ([sys.executable, "-m", "gdl_site.prepare"], [sys.executable, "-m", "zensical", "build", "--strict"]):
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False, env=env)
         log += result.stdout + result.stderr
         if result.returncode != 0:

@@ -20,9 +20,9 @@ from gdl_ref.likelihood import Bound
 from gdl_ref.models import registry as families
 from gdl_ref.train import recipe as train_recipe
 from gdl_ref.bench.budgets import RECORDED_STEPS, recorded_budget
-from gdl_ref.bench.page import render_page
+from gdl_site.benchmarks_page import render_page
 from gdl_ref.bench.report import fmt, fmt_rate, fmt_ratio, ratio, tables
-from gdl_ref.bench.targets import targets_table
+from gdl_site.benchmark_targets import targets_table
 
 REQUIRED = {"family", "model", "data", "params", "device", "train_seconds", "steps", "bound", "test_nll",
             "sample_quality", "sample_quality_floor", "train_examples_per_s", "sample_examples_per_s"}

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import markdown
 import pytest
 
-from gdl_ref.cards.card_footer import CardFooterExtension, provenance, report_url
+from gdl_site.cards.card_footer import CardFooterExtension, provenance, report_url
 
 PAGE = """# Flows
 
@@ -108,7 +108,7 @@ def test_mkdocs_gives_the_page_address(tmp_path):
     (tmp_path / "docs" / "families" / "flows.md").write_text(PAGE, encoding="utf-8")
     (tmp_path / "mkdocs.yml").write_text(
         "site_name: t\nsite_url: https://example.org/site/\nrepo_url: https://github.com/gdl-ref/gdl-ref\n"
-        "markdown_extensions:\n  - attr_list\n  - pymdownx.details\n  - gdl_ref.cards.card_footer\n", encoding="utf-8")
+        "markdown_extensions:\n  - attr_list\n  - pymdownx.details\n  - gdl_site.cards.card_footer\n", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "--site-dir", str(tmp_path / "site")],
                    cwd=tmp_path, check=True, capture_output=True, env=env)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gdl_ref.cards.cli import add_parser, main
+from gdl_site.cards.cli import add_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "cards_corpus"
@@ -87,7 +87,7 @@ def test_export_refuses_malformed_cards(tmp_path, capsys, monkeypatch):
 def test_internal_error_is_one_line(tmp_path, capsys, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("unexpected")
-    monkeypatch.setattr("gdl_ref.cards.validate.validate_paths", boom)
+    monkeypatch.setattr("gdl_site.cards.validate.validate_paths", boom)
     monkeypatch.delenv("GDL_REF_DEBUG", raising=False)
     code, _, err = run(["check", str(tmp_path)], capsys)
     assert code == 3 and err.startswith("gdl-ref cards check: internal error: RuntimeError: unexpected")
@@ -100,7 +100,7 @@ def test_no_subcommand_prints_usage(capsys):
 
 @pytest.mark.parametrize("argv", [["check", "tests/cards_corpus/no_answer.md"]])
 def test_python_dash_m(argv):
-    result = subprocess.run([sys.executable, "-m", "gdl_ref.cards", *argv], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "gdl_site.cards", *argv], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stdout == (CORPUS / "no_answer.expected").read_text()
     assert "Traceback" not in result.stderr

@@ -37,7 +37,7 @@ def test_shell_blocks_are_all_shown_not_run():
 
 
 def test_template_in_the_guide_is_the_packages():
-    template = (ROOT / "src" / "gdl_ref" / "templates" / "card.md").read_text(encoding="utf-8")
+    template = (ROOT / "src" / "gdl_site" / "templates" / "card.md").read_text(encoding="utf-8")
     shown = re.search(r"````markdown\n(.*?)````\n", GUIDE.read_text(encoding="utf-8"), re.S).group(1)
     assert shown == template
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gdl_ref.cards.cli import main
-from gdl_ref.cards.export import export_cards
-from gdl_ref.cards.notetype import FIELDS, MODEL_NAME, TEMPLATES, css
+from gdl_site.cards.cli import main
+from gdl_site.cards.export import export_cards
+from gdl_site.cards.notetype import FIELDS, MODEL_NAME, TEMPLATES, css
 
 ROOT = Path(__file__).resolve().parents[1]
 F_SVG = "gdl-ref_" + hashlib.sha256(b"docs/assets/f.svg").hexdigest()[:10] + "_f.svg"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gdl_ref.cards.cli import main
-from gdl_ref.cards.embeds import EmbedOutside, contained, expand, snippet_refs
-from gdl_ref.cards.export import FORMATS, CardProblems, export_cards
-from gdl_ref.cards.validate import validate_paths
+from gdl_site.cards.cli import main
+from gdl_site.cards.embeds import EmbedOutside, contained, expand, snippet_refs
+from gdl_site.cards.export import FORMATS, CardProblems, export_cards
+from gdl_site.cards.validate import validate_paths
 
 SECRET = "SECRET-ACCOUNT-LINE"
 CARD = "# Chapter\n\n## A card {{#a-card}}\n\nBackground.\n\n??? question \"Q?\"\n\n    Answer:\n\n{body}\n"

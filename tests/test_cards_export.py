@@ -9,8 +9,8 @@ from pathlib import Path
 import genanki
 import pytest
 
-from gdl_ref.cards.export import DECK_ID, MODEL_ID, CardProblems, build_deck, export_cards
-from gdl_ref.cards.importer import import_flashcards
+from gdl_site.cards.export import DECK_ID, MODEL_ID, CardProblems, build_deck, export_cards
+from gdl_site.cards.importer import import_flashcards
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = ROOT / "tests" / "cards_corpus" / "good_card.md"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-import gdl_ref.cards.export as export
-from gdl_ref.cards.cli import main
-from gdl_ref.cards.export import CardProblems, csv_cell, export_cards
+import gdl_site.cards.export as export
+from gdl_site.cards.cli import main
+from gdl_site.cards.export import CardProblems, csv_cell, export_cards
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = ROOT / "tests" / "cards_corpus" / "good_card.md"

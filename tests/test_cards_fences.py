@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from gdl_ref.cards.fences import classify, fence_problems
+from gdl_site.cards.fences import classify, fence_problems
 
 
 @pytest.fixture
@@ -149,8 +149,8 @@ def test_deprecated_skip_keyword_is_reported(marker):
 
 
 def test_cards_check_and_the_build_step_report_an_embed_at_the_same_line(tmp_path):
-    from gdl_ref.cards.validate import validate_paths
-    from gdl_ref.site.prepare import check_embeds
+    from gdl_site.cards.validate import validate_paths
+    from gdl_site.prepare import check_embeds
 
     (tmp_path / "docs").mkdir()
     page = tmp_path / "docs" / "p.md"

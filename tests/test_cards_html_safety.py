@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from gdl_ref.cards.cli import main
-from gdl_ref.cards.html_safety import html_problems
+from gdl_site.cards.cli import main
+from gdl_site.cards.html_safety import html_problems
 
 pytestmark = pytest.mark.reliability
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from gdl_ref.cards.importer import ImportFailed, import_flashcards, slugify
-from gdl_ref.cards.parse import parse_text
-from gdl_ref.cards.validate import validate_pages
+from gdl_site.cards.importer import ImportFailed, import_flashcards, slugify
+from gdl_site.cards.parse import parse_text
+from gdl_site.cards.validate import validate_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = """# Flashcards: Book (Part 4)

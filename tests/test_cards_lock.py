@@ -10,11 +10,11 @@ from pathlib import Path
 import genanki
 import pytest
 
-from gdl_ref.cards.cli import main
-from gdl_ref.cards.export import CardProblems, export_cards
-from gdl_ref.cards.lock import (LOCK_NAME, LockEntry, LockError, lock_changes, lock_problems, lock_text, read_lock,
+from gdl_site.cards.cli import main
+from gdl_site.cards.export import CardProblems, export_cards
+from gdl_site.cards.lock import (LOCK_NAME, LockEntry, LockError, lock_changes, lock_problems, lock_text, read_lock,
                                 write_lock)
-from gdl_ref.cards.validate import validate_paths
+from gdl_site.cards.validate import validate_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD = "## {title} {{#{id}}}\n\nBackground of {id}.\n\n??? question \"What is {id}?\"\n\n    The answer.\n\n"
@@ -255,7 +255,7 @@ def test_export_with_a_shared_guid_in_the_lock_writes_nothing(site, tmp_path, ca
 
 
 def test_a_lock_over_the_size_limit_is_refused_unread(tmp_path, monkeypatch):
-    import gdl_ref.cards.lock as lock_module
+    import gdl_site.cards.lock as lock_module
     monkeypatch.setattr(lock_module, "JSON_MAX_BYTES", 100)
     path = _lock_with(tmp_path, [f'"card-{i}": {{"guid": "G{i}"}}' for i in range(10)])
     with pytest.raises(LockError, match=r"cards.lock.json: \d[\d,]* bytes, over the 100-byte limit for a card lock"):

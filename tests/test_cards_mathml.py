@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from gdl_ref.cards.mathml import MathError, to_mathml
+from gdl_site.cards.mathml import MathError, to_mathml
 
 
 @pytest.mark.parametrize("tex", [

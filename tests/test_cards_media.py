@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gdl_ref.cards.export import CardProblems, export_cards
+from gdl_site.cards.export import CardProblems, export_cards
 
 TREE = "gdl-ref_" + hashlib.sha256(b"docs/assets/tree.svg").hexdigest()[:10] + "_tree.svg"
 SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><title>tree</title></svg>\n'
@@ -84,7 +84,7 @@ def test_a_raw_html_figure_in_single_quotes_ships_too(repo, tmp_path):
 
 
 def test_media_names_of_different_files_differ():
-    from gdl_ref.cards.render import media_name
+    from gdl_site.cards.render import media_name
 
     assert media_name("docs/a_b/c.svg") != media_name("docs/a/b_c.svg")
     assert media_name("docs/a/c.svg").endswith("_c.svg") and media_name("docs/a/c.svg").startswith("gdl-ref_")

@@ -6,8 +6,8 @@ import sqlite3
 import zipfile
 from pathlib import Path
 
-from gdl_ref.cards.export import export_cards
-from gdl_ref.cards.notetype import MODEL_ID, css, model_fingerprint
+from gdl_site.cards.export import export_cards
+from gdl_site.cards.notetype import MODEL_ID, css, model_fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every model id the deck has used, with the fingerprint of its fields and templates. Never edit an entry:
@@ -20,7 +20,7 @@ PINNED = {
 def test_the_fields_and_templates_match_the_pin_of_the_model_id():
     assert MODEL_ID in PINNED, f"MODEL_ID {MODEL_ID} is not pinned: add it with fingerprint {model_fingerprint()}"
     assert model_fingerprint() == PINNED[MODEL_ID], (
-        "the note type's fields or templates changed: give it a new MODEL_ID in gdl_ref/cards/notetype.py and "
+        "the note type's fields or templates changed: give it a new MODEL_ID in gdl_site/cards/notetype.py and "
         f"pin that id here with fingerprint {model_fingerprint()} (never edit an old entry)")
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import gdl_ref.cards.validate as validate
-from gdl_ref.cards.export import deck_notes, export_cards, load_cards, to_flashcards
-from gdl_ref.cards.sanitise import clean_card_html, clean_card_markdown
-from gdl_ref.cards.validate import validate_paths
+import gdl_site.cards.validate as validate
+from gdl_site.cards.export import deck_notes, export_cards, load_cards, to_flashcards
+from gdl_site.cards.sanitise import clean_card_html, clean_card_markdown
+from gdl_site.cards.validate import validate_paths
 
 pytestmark = pytest.mark.reliability
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from gdl_ref.cards.validate import validate_paths
+from gdl_site.cards.validate import validate_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 

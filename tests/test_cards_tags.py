@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from gdl_ref.cards.parse import parse_text, parse_tree
-from gdl_ref.cards.tags import FAMILY_PAGES, page_tags
+from gdl_site.cards.parse import parse_text, parse_tree
+from gdl_site.cards.tags import FAMILY_PAGES, page_tags
 from gdl_ref.models.registry import names
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gdl_ref.cards.parse import parse_text
-from gdl_ref.cards.validate import check_math, validate_pages, validate_paths
+from gdl_site.cards.parse import parse_text
+from gdl_site.cards.validate import check_math, validate_pages, validate_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "cards_corpus"
@@ -46,7 +46,7 @@ def test_good_card_is_parsed_into_its_parts():
     assert [(c.kind, c.lang, c.line) for c in mle.code] == [("run", "python", 18), ("output", "text", 26)]
     assert mle.code[0].code == "import math\n\nprint(round(-math.log(0.5), 4))\n"
     assert [c.kind for c in braces.code] == ["embed", "skipped"]
-    assert braces.code[0].refs == ["src/gdl_ref/cards/mathml.py:braces"]
+    assert braces.code[0].refs == ["src/gdl_site/cards/mathml.py:braces"]
     assert braces.tags == ["good_card"]
 
 

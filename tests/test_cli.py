@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import register_family
+from conftest import ROOT, register_family
 from gdl_ref import cli, data
 from gdl_ref.likelihood import Bound
 
@@ -91,14 +91,63 @@ def test_usage_errors_are_clear_with_exit_2(capsys, argv, expected):
     assert expected in err and "Traceback" not in err
 
 
-def test_cards_and_bench_are_optional(monkeypatch):
+def test_cards_without_the_docs_extra_says_what_to_install(monkeypatch, capsys):
+    """`gdl-ref cards` comes from the site's package through an entry point; without its dependencies
+    (the docs extra) the command is still listed, and running it names what is missing and how to install it."""
     names = set(next(a for a in cli.build_parser()._actions if a.dest == "command").choices)
-    assert {"train", "sample", "evaluate"} <= names
-    monkeypatch.setitem(sys.modules, "gdl_ref.bench", None)  # as if the module were not there
-    monkeypatch.setitem(sys.modules, "gdl_ref.cards.cli", None)
-    names = set(next(a for a in cli.build_parser()._actions if a.dest == "command").choices)
-    assert names == {"train", "sample", "evaluate"}
+    assert {"train", "sample", "evaluate", "bench", "cards"} <= names
+    for name in [m for m in sys.modules if m == "gdl_site" or m.startswith("gdl_site.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "latex2mathml", None)  # as if the docs extra were not installed
+    monkeypatch.setitem(sys.modules, "latex2mathml.converter", None)
+    assert cli.main(["cards", "check", "docs"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert "latex2mathml" in err and "pip install -e '.[docs]'" in err, err
 
+
+SITE_DEPENDENCIES = ("genanki", "markdown", "latex2mathml", "nh3", "mkdocs", "pymdownx", "yaml", "nbclient")
+
+
+def test_the_reference_package_needs_none_of_the_sites_dependencies():
+    """No module of src/gdl_ref imports a dependency of the docs extra, and the install needs none of them."""
+    import ast
+    import tomllib
+
+    found = []
+    for path in sorted((ROOT / "src" / "gdl_ref").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names if n.split(".")[0] in SITE_DEPENDENCIES]
+    assert not found, "\n".join(found)
+    required = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    assert not [r for r in required if r.split(">")[0].split("=")[0].strip().lower() in SITE_DEPENDENCIES + ("pyyaml",)]
+
+
+def test_train_and_sample_run_with_the_sites_dependencies_blocked(tmp_path):
+    """`gdl-ref train` and `sample` in a process where importing any of the docs extra's packages fails."""
+    blocker = (
+        "import sys, importlib.abc\n"
+        f"BLOCKED = {set(SITE_DEPENDENCIES)!r}\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in BLOCKED:\n"
+        "            raise ModuleNotFoundError(f'blocked: {name}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from gdl_ref.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    run = [sys.executable, "-c", blocker]
+    out = tmp_path / "flow"
+    train = subprocess.run([*run, "train", "flow", "--data", "moons", "--steps", "5", "--out", str(out), "--no-progress"],
+                           capture_output=True, text=True, check=False)
+    assert train.returncode == 0, train.stderr
+    sample = subprocess.run([*run, "sample", str(out / "checkpoint"), "--n", "16", "--out", str(tmp_path / "s.npy")],
+                            capture_output=True, text=True, check=False)
+    assert sample.returncode == 0, sample.stderr
+    cards = subprocess.run([*run, "cards", "check"], capture_output=True, text=True, check=False)
+    assert cards.returncode == 1 and "pip install -e '.[docs]'" in cards.stderr, cards.stderr
 
 
 def test_digits_train_then_evaluate_from_an_empty_cache(tmp_path):

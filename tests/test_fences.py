@@ -1,12 +1,12 @@
 """Every code fence on the site and in the README is run, embedded from the package, or skipped with a reason.
 
-The rules are gdl_ref.cards.fences (see CONTRIBUTING.md, "Code on a card"); this test fails
+The rules are gdl_site.cards.fences (see CONTRIBUTING.md, "Code on a card"); this test fails
 listing `file:line: problem` for each fence no test runs and each embed that does not resolve.
 """
 
 from pathlib import Path
 
-from gdl_ref.cards.fences import audit_paths, fence_problems
+from gdl_site.cards.fences import audit_paths, fence_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 

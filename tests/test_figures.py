@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from gdl_ref.cards.fences import SNIPPET, classify, resolve_snippet
+from gdl_site.cards.fences import SNIPPET, classify, resolve_snippet
 
 ROOT = Path(__file__).resolve().parents[1]
 # The pages' sources: Markdown under docs/ but the folders the build step writes (git-ignored, made from

@@ -1,6 +1,8 @@
-"""The package reads top to bottom: no import cycle, and no module imports a layer above its own.
+"""The packages read top to bottom: no import cycle, and no module imports a layer above its own.
 
-The layers, in reading order (a module may import its own layer and those before it):
+``gdl_ref``, the reference package, knows nothing of ``gdl_site``, the site's tooling; ``gdl_site``
+may import any of ``gdl_ref``. The layers of ``gdl_ref``, in reading order (a module may import its own
+layer and those before it):
 
 0. ``bounded_io``, ``data``, ``likelihood`` -- reading outside files within limits, the data sets and what a
    log-probability is;
@@ -9,8 +11,17 @@ The layers, in reading order (a module may import its own layer and those before
    folders;
 3. ``sampling``, ``metrics``, ``evaluate`` -- drawing and scoring a trained model;
 4. ``lessons`` -- the chapter-1 models, which train and score themselves with the layers before them;
-5. ``cards``, ``site``, ``bench`` -- the card tools, the site build and the benchmark harness;
-6. ``cli`` -- the ``gdl-ref`` command over all of them.
+5. ``bench`` -- the benchmark harness and its tables;
+6. ``cli`` -- the ``gdl-ref`` command over all of them (it finds ``gdl-ref cards`` through an entry point,
+   without importing ``gdl_site``).
+
+Those of ``gdl_site``, above every layer of ``gdl_ref``:
+
+0. ``errors``, ``files`` -- the build's error and the folders it owns;
+1. ``cards`` -- the card tools;
+2. ``math``, ``embeds``, ``notebooks``, ``page_notebooks``, ``study``, ``taxonomy_table``, ``benchmark_targets``,
+   ``benchmarks_figure``, ``benchmarks_page`` -- what the pages are made of;
+3. ``prepare``, ``hooks`` -- the build step and the MkDocs hooks that run it.
 
 Every import counts, also one made inside a function to defer its cost: deferring an import does not
 change which way the dependency points. The graph is read from the source with ``ast``, so the test
@@ -24,38 +35,50 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "gdl_ref"
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "gdl_ref"
+SITE = SRC / "gdl_site"
+OURS = ("gdl_ref", "gdl_site")
 
-LAYERS: list[tuple[str, ...]] = [
-    ("bounded_io", "data", "likelihood"),
-    ("models",),
-    ("distributed", "run_lock", "train_state", "checkpoint", "train"),
-    ("sampling", "metrics", "evaluate"),
-    ("lessons",),
-    ("cards", "site", "bench"),
-    ("cli",),
-]
+LAYERS: dict[str, list[tuple[str, ...]]] = {
+    "gdl_ref": [
+        ("bounded_io", "data", "likelihood"),
+        ("models",),
+        ("distributed", "run_lock", "train_state", "checkpoint", "train"),
+        ("sampling", "metrics", "evaluate"),
+        ("lessons",),
+        ("bench",),
+        ("cli",),
+    ],
+    "gdl_site": [
+        ("errors", "files"),
+        ("cards",),
+        ("math", "embeds", "notebooks", "page_notebooks", "study", "taxonomy_table", "benchmark_targets",
+         "benchmarks_figure", "benchmarks_page"),
+        ("prepare", "hooks"),
+    ],
+}
 
 
 def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    parts = path.relative_to(SRC).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def imports_of(path: Path) -> set[str]:
-    """The gdl_ref modules that ``path`` imports, anywhere in its body, resolved to module names."""
+    """The modules of our packages that ``path`` imports, anywhere in its body, resolved to module names."""
     here = module_name(path)
     package = here if path.name == "__init__.py" else here.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names if alias.name.startswith("gdl_ref")}
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] in OURS}
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
-            if not base.startswith("gdl_ref"):
+            if base.split(".")[0] not in OURS:
                 continue
             for alias in node.names:  # `from gdl_ref import data` imports the module gdl_ref.data
                 candidate = f"{base}.{alias.name}"
@@ -64,20 +87,23 @@ def imports_of(path: Path) -> set[str]:
 
 
 def _is_module(name: str) -> bool:
-    rel = Path(*name.split(".")[1:])
-    return (PACKAGE / rel).with_suffix(".py").is_file() or (PACKAGE / rel / "__init__.py").is_file()
+    rel = Path(*name.split("."))
+    return (SRC / rel).with_suffix(".py").is_file() or (SRC / rel / "__init__.py").is_file()
 
 
 def layer_of(name: str) -> int:
-    top = name.split(".")[1] if "." in name else ""
-    for index, members in enumerate(LAYERS):
+    """The module's layer; every layer of ``gdl_site`` is above every layer of ``gdl_ref``."""
+    package, _, rest = name.partition(".")
+    top = rest.split(".")[0]
+    offset = len(LAYERS["gdl_ref"]) if package == "gdl_site" else 0
+    for index, members in enumerate(LAYERS[package]):
         if top in members:
-            return index
+            return offset + index
     raise AssertionError(f"{name} belongs to no layer: add its top-level name to LAYERS in {__file__}")
 
 
 def graph() -> dict[str, set[str]]:
-    return {module_name(p): imports_of(p) for p in sorted(PACKAGE.rglob("*.py"))}
+    return {module_name(p): imports_of(p) for p in sorted([*PACKAGE.rglob("*.py"), *SITE.rglob("*.py")])}
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -101,14 +127,14 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 def test_every_module_has_a_layer() -> None:
     for name in graph():
-        if name != "gdl_ref":
+        if name not in OURS:
             layer_of(name)
 
 
 def test_no_import_points_up() -> None:
     upward = [f"{a} (layer {layer_of(a)}) imports {b} (layer {layer_of(b)})"
-              for a, targets in graph().items() if a != "gdl_ref"
-              for b in sorted(targets) if b != "gdl_ref" and layer_of(b) > layer_of(a)]
+              for a, targets in graph().items() if a not in OURS
+              for b in sorted(targets) if b not in OURS and layer_of(b) > layer_of(a)]
     assert not upward, "imports that point up:\n" + "\n".join(upward)
 
 
@@ -129,4 +155,10 @@ def test_the_cycle_search_finds_what_it_should(edges: dict[str, set[str]], expec
 def test_relative_and_from_imports_resolve() -> None:
     """The graph sees `from gdl_ref import x`, `from .x import y` and imports inside functions."""
     assert "gdl_ref.data" in imports_of(PACKAGE / "models" / "registry.py")
-    assert "gdl_ref.cards.mathml" in imports_of(PACKAGE / "cards" / "__init__.py")
+    assert "gdl_site.cards.mathml" in imports_of(SITE / "cards" / "__init__.py")
+
+
+def test_the_reference_package_imports_nothing_of_the_site() -> None:
+    found = [f"{a} imports {b}" for a, targets in graph().items() if a.split(".")[0] == "gdl_ref"
+             for b in sorted(targets) if b.split(".")[0] == "gdl_site"]
+    assert not found, "\n".join(found)

@@ -15,7 +15,7 @@ import nbformat
 import yaml
 
 from conftest import ROOT, SiteBuild
-from gdl_ref.cards.fences import classify
+from gdl_site.cards.fences import classify
 
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 FAMILY_PAGES = sorted((ROOT / "docs" / "families").glob("*.md"))

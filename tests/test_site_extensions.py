@@ -21,13 +21,13 @@ import markdown
 import pytest
 
 from conftest import BUILDERS, ROOT
-from gdl_ref.cards.embeds import EmbedOutside, contained
-from gdl_ref.site.embeds import embed_problems
-from gdl_ref.site.errors import SiteError
-from gdl_ref.site.files import GeneratedFolder, same_content, write_if_changed
-from gdl_ref.site.math import render_math
-from gdl_ref.site.notebooks import cache_key, package_digest
-from gdl_ref.site.prepare import check_embeds
+from gdl_site.cards.embeds import EmbedOutside, contained
+from gdl_site.embeds import embed_problems
+from gdl_site.errors import SiteError
+from gdl_site.files import GeneratedFolder, same_content, write_if_changed
+from gdl_site.math import render_math
+from gdl_site.notebooks import cache_key, package_digest
+from gdl_site.prepare import check_embeds
 
 PACKAGE_FILE = """\
 def unused():
@@ -49,7 +49,7 @@ def _project(tmp_path: Path, page: str, extensions: bool = True) -> Path:
     (root / "pkg").mkdir()
     (root / "pkg/mod.py").write_text(PACKAGE_FILE, encoding="utf-8")
     (root / "docs/index.md").write_text(page, encoding="utf-8")
-    ours = ["gdl_ref.site.math", "gdl_ref.site.embeds"] if extensions else []
+    ours = ["gdl_site.math", "gdl_site.embeds"] if extensions else []
     config = {"site_name": "probe", "theme": {"name": "material"},
               "markdown_extensions": [{"pymdownx.arithmatex": {"generic": True}}, *ours, "pymdownx.superfences",
                                       {"pymdownx.snippets": {"base_path": ["."], "check_paths": True}}]}
@@ -67,15 +67,15 @@ def _build(root: Path, builder: str) -> subprocess.CompletedProcess[str]:
 
 def _prepare(root: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "gdl_ref.site.prepare"], cwd=root, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "gdl_site.prepare"], cwd=root, capture_output=True,
                           text=True, env=env, timeout=300, check=False)
 
 
 def _convert(text: str, root: Path) -> str:
-    md = markdown.Markdown(extensions=["pymdownx.arithmatex", "gdl_ref.site.math", "gdl_ref.site.embeds",
+    md = markdown.Markdown(extensions=["pymdownx.arithmatex", "gdl_site.math", "gdl_site.embeds",
                                        "pymdownx.superfences", "pymdownx.snippets"],
                            extension_configs={"pymdownx.arithmatex": {"generic": True},
-                                              "gdl_ref.site.embeds": {"root": str(root)},
+                                              "gdl_site.embeds": {"root": str(root)},
                                               "pymdownx.snippets": {**SNIPPETS, "base_path": [str(root)]}})
     return md.convert(text)
 
@@ -142,7 +142,7 @@ def test_contained_resolves_inside_the_root(tmp_path: Path) -> None:
 
 
 def test_restrict_base_path_alone_refuses_dot_dot_and_absolute_but_follows_a_link_out(tmp_path: Path) -> None:
-    """What pymdownx.snippets covers by itself: the reason the site adds gdl_ref.site.embeds."""
+    """What pymdownx.snippets covers by itself: the reason the site adds gdl_site.embeds."""
     from pymdownx.snippets import SnippetMissingError
 
     root = _project(tmp_path, "")
@@ -205,7 +205,7 @@ def test_mkdocs_with_the_site_hook_reports_every_bad_embed_as_file_line(tmp_path
     root = _project(tmp_path, '# Home\n\n```python title="x"\n--8<-- "pkg/mod.py:cube"\n```\n')
     (root / "docs/other.md").write_text('# Other\n\n--8<-- "../outside.txt"\n', encoding="utf-8")
     config = json.loads((root / "mkdocs.yml").read_text(encoding="utf-8"))
-    (root / "mkdocs.yml").write_text(json.dumps({**config, "hooks": [str(ROOT / "src/gdl_ref/site/hooks.py")]}),
+    (root / "mkdocs.yml").write_text(json.dumps({**config, "hooks": [str(ROOT / "src/gdl_site/hooks.py")]}),
                                      encoding="utf-8")
     result = _build(root, "mkdocs")
     log = result.stdout + result.stderr
@@ -264,9 +264,9 @@ def test_notebook_cache_key_follows_the_notebook_and_the_package(tmp_path: Path)
     before = package_digest(package)
     (package / "new.py").write_text("", encoding="utf-8")
     assert package_digest(package) != before, "a new module counts"
-    (package / "site").mkdir()
-    (package / "site" / "hooks.py").write_text("# the build step's own code\n", encoding="utf-8")
-    assert package_digest(package) == package_digest(package, skip=("site",)) != package_digest(package, skip=())
+    (package / "sub").mkdir()
+    (package / "sub" / "deep.py").write_text("y = 1\n", encoding="utf-8")
+    assert package_digest(package) != before, "a module in a subpackage counts"
 
 
 def test_a_rebuilt_deck_with_the_same_notes_is_not_rewritten() -> None:
@@ -290,7 +290,7 @@ def test_a_rebuilt_deck_with_the_same_notes_is_not_rewritten() -> None:
 def test_the_build_step_leaves_no_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import tempfile
 
-    from gdl_ref.site.prepare import prepare
+    from gdl_site.prepare import prepare
 
     scratch = tmp_path / "tmp"
     scratch.mkdir()

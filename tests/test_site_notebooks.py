@@ -14,11 +14,11 @@ from nbclient import NotebookClient
 
 from conftest import ROOT
 from gdl_ref import __version__
-from gdl_ref.cards.fences import classify
-from gdl_ref.site.errors import SiteError
-from gdl_ref.site.files import GeneratedFolder
-from gdl_ref.site.notebooks import notebook_markdown
-from gdl_ref.site.page_notebooks import INSTALL_TAG, install_line, page_notebook
+from gdl_site.cards.fences import classify
+from gdl_site.errors import SiteError
+from gdl_site.files import GeneratedFolder
+from gdl_site.notebooks import notebook_markdown
+from gdl_site.page_notebooks import INSTALL_TAG, install_line, page_notebook
 
 PAGE = ROOT / "docs/families/generative-vs-discriminative.md"
 

@@ -1,4 +1,4 @@
-"""The Study page: its data (gdl_ref.site.study) and, in Chromium on both builds, a reader's sessions.
+"""The Study page: its data (gdl_site.study) and, in Chromium on both builds, a reader's sessions.
 
 The schedule must be FSRS as its reference implementations compute it: a session on a fixed clock over
 simulated days is replayed through ``fsrs`` from PyPI (fuzzing off in both), and every review's due date,
@@ -37,10 +37,10 @@ from conftest import ROOT, SiteBuild
 from site_server import SiteServer
 from test_browser import SCREENSHOTS, Session, browser, server, site_dir  # noqa: F401  (fixtures, reused)
 
-from gdl_ref.cards.lock import LOCK_NAME, read_lock
-from gdl_ref.site.errors import SiteError
-from gdl_ref.site.files import GeneratedFolder
-from gdl_ref.site.study import fsrs_bundle, page_url, study_cards, write_study_assets
+from gdl_site.cards.lock import LOCK_NAME, read_lock
+from gdl_site.errors import SiteError
+from gdl_site.files import GeneratedFolder
+from gdl_site.study import fsrs_bundle, page_url, study_cards, write_study_assets
 
 STUDY = "study/"
 STORE = "gdl-ref.study"
@@ -122,7 +122,7 @@ def test_assets_are_written_into_the_generated_folder(tmp_path: Path) -> None:
 
 def test_a_card_moved_to_another_page_keeps_its_guid(tmp_path: Path) -> None:
     """The Study page keys the schedule by GUID, so a card that moves keeps its reviews."""
-    from gdl_ref.cards.parse import parse_page
+    from gdl_site.cards.parse import parse_page
 
     copy = _copy_for_build(ROOT, tmp_path / "repo")
     source = copy / "docs" / "families" / "flows.md"

@@ -161,15 +161,47 @@ def build_parser() -> argparse.ArgumentParser:
     _common(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
-    for module, name in (("gdl_ref.cards.cli", "cards"), ("gdl_ref.bench", "bench")):
-        try:
-            add = __import__(module, fromlist=["add_parser"]).add_parser
-        except ModuleNotFoundError as err:
-            if err.name == module:  # that part of the package is not installed yet
-                continue
-            raise
-        add(sub)
+    from gdl_ref.bench import add_parser as add_bench
+
+    add_bench(sub)
+    _add_installed_commands(sub)
     return parser
+
+
+COMMANDS_GROUP = "gdl_ref.commands"  # entry points: name -> a function that registers the subcommand
+
+
+def _add_installed_commands(sub: Any) -> None:
+    """Register the subcommands that other installed packages declare in the ``gdl_ref.commands`` group.
+
+    Each entry point names a function ``add_parser(subparsers)``. One whose package cannot be imported
+    (an extra that is not installed) still appears, and running it says what to install.
+    """
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        if entry.name in sub.choices:
+            continue
+        try:
+            add = entry.load()
+        except ModuleNotFoundError as err:
+            stand_in = sub.add_parser(entry.name, help=f"(not installed here: needs {err.name})", add_help=False)
+            stand_in.add_argument("rest", nargs=argparse.REMAINDER)
+            stand_in.set_defaults(func=_needs_extra(entry.name, err.name or "a package"))
+            continue
+        add(sub)
+
+
+def _needs_extra(command: str, missing: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        raise MissingExtra(f"`gdl-ref {command}` needs {missing}, which the docs extra installs: "
+                           "pip install -e '.[docs]' -c constraints.txt")
+
+    return run
+
+
+class MissingExtra(RuntimeError):
+    """A subcommand whose package needs an optional dependency that is not installed."""
 
 
 def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
@@ -500,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"gdl-ref {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except run_lock.FolderInUse as err:  # a run failed to start: another one holds its folder
+    except (run_lock.FolderInUse, MissingExtra) as err:  # the command could not start: say why in one line
         print(f"gdl-ref {args.command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

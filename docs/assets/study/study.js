@@ -1,7 +1,7 @@
 /* The Study page: the site's cards scheduled by FSRS (ts-fsrs), with the review log kept in this browser.
  *
  * Loaded on every page (extra_javascript). On the Study page (an element #gdl-study) it loads the cards
- * (downloads/study/cards.json, written by gdl_ref.site.study) and the scheduler (downloads/study/ts-fsrs.umd.js)
+ * (downloads/study/cards.json, written by gdl_site.study) and the scheduler (downloads/study/ts-fsrs.umd.js)
  * and runs a session; on a page with cards it adds "Mark as known" / "Study this card" to each card
  * (through downloads/study/index.json, each card's page#anchor and GUID) and "Review this page's cards".
  *

@@ -38,7 +38,6 @@ from torch import nn
 
 from gdl_ref.bench.budgets import Budget, recorded_budget
 from gdl_ref.bench.report import aggregate, tables
-from gdl_ref.bench.targets import targets_table
 from gdl_ref.data import MOVES, Move
 
 SCHEMA = 2  # 2: rows per seed, paired KL, standard errors, floors over subsets, hparams
@@ -589,9 +588,6 @@ def main(args: argparse.Namespace) -> int:
                  toy_workers=args.toy_workers or 1, peers_dir=args.peers_dir or default_peers_dir(), log=log)
     doc = report(rows, args, peers, machine, wall_seconds=time.perf_counter() - started)
     print(tables(rows))
-    targets = targets_table(rows)
-    if targets:
-        print("### Targets\n\n" + targets)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n", encoding="utf-8")

@@ -1,15 +1,15 @@
-"""The site's build step, run before either builder: ``python -m gdl_ref.site.prepare``.
+"""The site's build step, run before either builder: ``python -m gdl_site.prepare``.
 
-MkDocs runs it itself (``on_pre_build`` in :mod:`gdl_ref.site.hooks`); Zensical runs no hooks, so
+MkDocs runs it itself (``on_pre_build`` in :mod:`gdl_site.hooks`); Zensical runs no hooks, so
 its documented command runs it first. It writes only into two git-ignored folders under ``docs/``:
 
-* ``docs/downloads/``: the Anki deck, the CSV and the CrowdAnki JSON of every card (:func:`gdl_ref.cards.export.export_cards`),
-  one notebook per family page with its runnable blocks (:mod:`gdl_ref.site.page_notebooks`), and the
-  Study page's cards and scheduler under ``study/`` (:mod:`gdl_ref.site.study`);
+* ``docs/downloads/``: the Anki deck, the CSV and the CrowdAnki JSON of every card (:func:`gdl_site.cards.export.export_cards`),
+  one notebook per family page with its runnable blocks (:mod:`gdl_site.page_notebooks`), and the
+  Study page's cards and scheduler under ``study/`` (:mod:`gdl_site.study`);
 * ``docs/notebooks/``: one Markdown page per notebook of ``notebooks/``, executed (or taken from the
-  cache) with its figures (:mod:`gdl_ref.site.notebooks`).
+  cache) with its figures (:mod:`gdl_site.notebooks`).
 
-Before any of that it checks every embed of every page (:mod:`gdl_ref.site.embeds`), so a missing
+Before any of that it checks every embed of every page (:mod:`gdl_site.embeds`), so a missing
 section or a path that leaves the repository stops the build with ``file:line: why``. Each file is
 written beside its target and renamed into place; the one scratch folder (the card export's) is
 removed when the step ends, whatever happens.
@@ -64,7 +64,7 @@ def _scratch() -> Iterator[Path]:
 
 
 def _card_downloads(docs: Path, root: Path, folder: GeneratedFolder) -> None:
-    from gdl_ref.cards.export import CardProblems, export_cards  # late: genanki is only needed here
+    from gdl_site.cards.export import CardProblems, export_cards  # late: genanki is only needed here
 
     with _scratch() as scratch:
         for fmt, name in DOWNLOADS.items():
@@ -105,7 +105,7 @@ def prepare(root: Path, quiet: bool = False) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gdl_ref.site.prepare", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m gdl_site.prepare", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("."), help="the repository root (default: .)")
     args = parser.parse_args(argv)
     if not (args.root / "mkdocs.yml").is_file():

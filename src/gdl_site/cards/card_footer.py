@@ -191,5 +191,5 @@ class CardFooterExtension(Extension):
 
 
 def makeExtension(**kwargs) -> CardFooterExtension:  # noqa: N802 (the name Python-Markdown looks for)
-    """Python-Markdown's entry point: `markdown_extensions: [gdl_ref.cards.card_footer]`."""
+    """Python-Markdown's entry point: `markdown_extensions: [gdl_site.cards.card_footer]`."""
     return CardFooterExtension(**kwargs)

@@ -4,7 +4,7 @@ CrowdAnki (an Anki add-on, https://github.com/Stvad/CrowdAnki) imports a folder 
 and a ``media/`` folder. The export is deterministic: the same cards give the same bytes. Keys are
 sorted, the JSON is indented, the notes keep the site's order, the ids CrowdAnki matches on
 (``crowdanki_uuid``) are UUID-5s of the fixed deck and model ids, the note GUIDs are the lock file's
-(gdl_ref.cards.lock), and nothing records the time of the export.
+(gdl_site.cards.lock), and nothing records the time of the export.
 
 `write_crowdanki` writes a folder, or a zip archive of that folder when the name ends in ``.zip``
 (the site's download; its entries carry a fixed date).

@@ -1,7 +1,7 @@
 """MkDocs hook (named in ``mkdocs.yml`` under ``hooks:``): run the site's build step first.
 
-Everything the pages need is made either by a Markdown extension (math: ``gdl_ref.site.math``;
-embed checks: ``gdl_ref.site.embeds``) or by the build step :mod:`gdl_ref.site.prepare` (the card
+Everything the pages need is made either by a Markdown extension (math: ``gdl_site.math``;
+embed checks: ``gdl_site.embeds``) or by the build step :mod:`gdl_site.prepare` (the card
 downloads, the family notebooks, the notebook pages). Zensical runs the extensions but no hooks,
 so its documented command runs the step itself; under MkDocs this hook runs it on every build,
 ``mkdocs serve`` rebuilds included. The step writes a file only when its content changed, so a
@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gdl_ref.site.prepare import prepare  # absolute: MkDocs loads this file by its path
+from gdl_site.prepare import prepare  # absolute: MkDocs loads this file by its path
 
 
 def on_pre_build(config: Any) -> None:

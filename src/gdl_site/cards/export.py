@@ -1,20 +1,20 @@
 """Export cards: an Anki deck (.apkg), its CrowdAnki JSON, a CSV, or the flashcard text format.
 
-- anki: one note per card in the deck "gdl-ref" (the note type and deck of gdl_ref.cards.notetype),
-  note GUIDs from the lock file (gdl_ref.cards.lock), so that re-importing an updated deck updates
+- anki: one note per card in the deck "gdl-ref" (the note type and deck of gdl_site.cards.notetype),
+  note GUIDs from the lock file (gdl_site.cards.lock), so that re-importing an updated deck updates
   the notes in place, even for a card that moved to another page. Markdown becomes HTML
-  (gdl_ref.cards.render): math keeps Anki's delimiters ``\\(...\\)`` and ``\\[...\\]`` (Anki ships
+  (gdl_site.cards.render): math keeps Anki's delimiters ``\\(...\\)`` and ``\\[...\\]`` (Anki ships
   MathJax, so it renders offline), code is highlighted, embeds (``--8<--``) are replaced by the
   code they name, figures travel as media. Tags name the page, book chapter and family
-  (gdl_ref.cards.tags).
-- crowdanki: the same notes as CrowdAnki's deck.json (gdl_ref.cards.crowdanki), for git.
+  (gdl_site.cards.tags).
+- crowdanki: the same notes as CrowdAnki's deck.json (gdl_site.cards.crowdanki), for git.
 - csv: one row per card (key, chapter, id, title, background, question, answer, source),
   Markdown text with embedded sections expanded; no cell starts like a spreadsheet formula.
 - flashcards: the seed's text format (``#### Title {#id}``, background, ``:p question``,
   ``??x answer x??``, ``---``), the page source kept as it is, so that
   export -> `gdl-ref cards import` -> export gives the same bytes.
 
-Every format passes through the sanitiser (gdl_ref.cards.sanitise): the note fields through
+Every format passes through the sanitiser (gdl_site.cards.sanitise): the note fields through
 `clean_card_html`, the Markdown of the text formats through `clean_card_markdown`; both leave the
 renderer's own output as it is.
 
@@ -61,7 +61,7 @@ class CardProblems(ValueError):
 
 
 def note_guid(card: Card) -> str:
-    """The GUID a card gets at its first export (the lock file keeps it after that; see gdl_ref.cards.lock)."""
+    """The GUID a card gets at its first export (the lock file keeps it after that; see gdl_site.cards.lock)."""
     return new_guid(card)
 
 
@@ -93,7 +93,7 @@ def load_cards(paths: list[Path | str], root: Path | str | None = None) -> tuple
 
 
 def expand_snippet(ref: str, root: Path) -> str:
-    """The text pymdownx.snippets puts in place of `--8<-- "ref"` (see gdl_ref.cards.embeds.expand)."""
+    """The text pymdownx.snippets puts in place of `--8<-- "ref"` (see gdl_site.cards.embeds.expand)."""
     return expand(ref, root)
 
 

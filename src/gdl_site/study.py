@@ -75,7 +75,7 @@ def fsrs_bundle(root: Path) -> tuple[str, bytes]:
 
 def card_html_for_study(fragment: str) -> str:
     """A card's HTML as the Study page may show it: through the card exports' sanitiser."""
-    from gdl_ref.cards.sanitise import clean_card_html
+    from gdl_site.cards.sanitise import clean_card_html
 
     return clean_card_html(fragment)
 
@@ -86,8 +86,8 @@ def _html_with_mathml(text: str, root: Path, inline: bool = False) -> str:
     The exports keep TeX for Anki's MathJax; a page of this site has no MathJax, so each formula is
     taken out first (`protect_math`), the rest rendered by `to_html`, and the formula put back as MathML.
     """
-    from gdl_ref.cards.mathml import to_mathml
-    from gdl_ref.cards.render import protect_math, readable_markdown, to_html
+    from gdl_site.cards.mathml import to_mathml
+    from gdl_site.cards.render import protect_math, readable_markdown, to_html
 
     protected, maths = protect_math(readable_markdown(text, root), root)
     protected = PLACEHOLDER.sub(lambda m: STUDY_PLACEHOLDER.format(m.group(1)), protected)
@@ -134,8 +134,8 @@ def study_cards(root: Path) -> dict[str, Any]:
     Raises:
         SiteError: a card page has problems, or the lock file cannot be read.
     """
-    from gdl_ref.cards.export import CardProblems, load_cards
-    from gdl_ref.cards.lock import LOCK_NAME, LockError, assign_guids, read_lock
+    from gdl_site.cards.export import CardProblems, load_cards
+    from gdl_site.cards.lock import LOCK_NAME, LockError, assign_guids, read_lock
 
     docs = root / "docs"
     try:

@@ -12,7 +12,7 @@ when it holds a ``??? question`` line at the start of a line; ``cards: false`` o
   body indented four spaces below it. Nothing may follow the answer inside the card.
 
 The parser records what it cannot fit into a card as `Problem`s (file, line, message);
-`gdl_ref.cards.validate` adds the site-wide checks (duplicate ids, math, code fences).
+`gdl_site.cards.validate` adds the site-wide checks (duplicate ids, math, code fences).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ ATTRS = re.compile(r"^(?P<title>.*?)[ \t]*\{:?[ \t]*(?P<attrs>[^}]*)\}[ \t]*$")
 QUESTION = re.compile(r'^(?P<indent>[ \t]*)(?P<mark>\?\?\?\+?|!!!)[ \t]*question\b(?P<rest>.*)$')
 TITLE = re.compile(r'^[ \t]+"(?P<text>.*)"[ \t]*$')
 ID_RULE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-TEMPLATE_ID = "your-card-id"   # the id in src/gdl_ref/templates/card.md
+TEMPLATE_ID = "your-card-id"   # the id in src/gdl_site/templates/card.md
 ID_HINT = "lower-case letters, digits and single hyphens, e.g. {#maximum-likelihood}"
 
 

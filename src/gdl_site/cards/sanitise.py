@@ -1,8 +1,8 @@
 """The sanitiser every export of the cards goes through (defence in depth behind `html_safety`).
 
 `clean_card_html` keeps exactly what the card renderer makes, with nh3 (bindings to the Rust
-library Ammonia): the HTML of card Markdown (gdl_ref.cards.render, Python-Markdown with tables,
-admonitions and Pygments' ``<span class>`` code), the MathML that gdl_ref.cards.mathml makes from
+library Ammonia): the HTML of card Markdown (gdl_site.cards.render, Python-Markdown with tables,
+admonitions and Pygments' ``<span class>`` code), the MathML that gdl_site.cards.mathml makes from
 ``$...$`` (the site's pages), the inline HTML a card may hold (`html_safety.ALLOWED`), and ``img``
 whose ``src`` is a plain relative name (a figure in the deck's own media). Everything else is
 dropped: ``<script>`` and ``<style>`` with their content, other elements keeping their text,

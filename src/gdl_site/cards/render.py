@@ -5,7 +5,7 @@ highlighted by Pygments, and the figures a card shows shipped as media files.
   dropped (also what the CSV holds);
 - `to_html`: that Markdown as HTML; formulas become ``\\(...\\)`` and ``\\[...\\]``, which Anki renders
   offline with the MathJax it ships; fenced code becomes ``<div class="highlight">`` with Pygments
-  token classes, coloured by the note type's stylesheet (gdl_ref.cards.notetype.css);
+  token classes, coloured by the note type's stylesheet (gdl_site.cards.notetype.css);
 - `ship_figures`: each ``<img src>`` that names a file of the repository is copied into the deck under
   a name of its own (Anki keeps media in one flat folder, so the name carries a hash of the file's
   path in the repository) and the tag is pointed at it. A figure that

@@ -71,7 +71,7 @@ class Fence:
 def resolve_snippet(ref: str, root: Path) -> str | None:
     """None when `path[:section]` names a file inside root (and a section it marks), else why not.
 
-    The snippets inside the included text are not followed: gdl_ref.cards.embeds.ref_problem does that.
+    The snippets inside the included text are not followed: gdl_site.cards.embeds.ref_problem does that.
     """
     return ref_problem(ref, root, nested=False)
 

@@ -2,7 +2,7 @@
 
 `add_parser(subparsers)` registers `cards` on the `gdl-ref` command (gdl_ref.cli); each
 subcommand's handler takes the argparse Namespace and returns the exit status. The same
-commands run standalone as `python -m gdl_ref.cards ...`.
+commands run standalone as `python -m gdl_site.cards ...`.
 
 Exit status: 0 fine; 1 problems found (listed as `file:line: message`); 2 bad usage
 (a path that does not exist, a file that is not flashcards, an output that exists).
@@ -260,8 +260,8 @@ def _add_subcommands(cards: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m gdl_ref.cards ...`: the cards subcommands without the rest of gdl-ref."""
-    parser = argparse.ArgumentParser(prog="python -m gdl_ref.cards",
+    """`python -m gdl_site.cards ...`: the cards subcommands without the rest of gdl-ref."""
+    parser = argparse.ArgumentParser(prog="python -m gdl_site.cards",
                                      description="Check, import and export the cards of the site.")
     _add_subcommands(parser)
     args = parser.parse_args(argv)

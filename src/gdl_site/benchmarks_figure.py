@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 
 from gdl_ref.bench.report import aggregate, spread
-from gdl_ref.bench.targets import BITS_TARGETS
+from gdl_site.benchmark_targets import BITS_TARGETS
 
 __all__ = ["bits_rows", "bits_figure"]
 

@@ -5,7 +5,7 @@ the exact version of gdl-ref the page was built with (``%pip install gdl-ref==VE
 ``install``), then, in page order, every block the test suite runs (a fence whose info string is
 exactly ``python``), each under the heading of the card it belongs to. Embedded package code,
 shown-not-run blocks and expected output are left out: what the notebook holds is what the tests
-run. The blocks are the ones :func:`gdl_ref.cards.fences.classify` calls ``run``.
+run. The blocks are the ones :func:`gdl_site.cards.fences.classify` calls ``run``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from gdl_ref.cards.fences import classify
+from gdl_site.cards.fences import classify
 
 __all__ = ["INSTALL_TAG", "page_notebook", "install_line"]
 

@@ -4,7 +4,7 @@ One path serves both builders. Each ``notebooks/NAME.ipynb`` of the repository i
 bottom with nbclient and written, for both MkDocs and Zensical, as
 
 * ``docs/notebooks/NAME.md``: the Markdown cells as they are (their math goes through the same
-  ``gdl_ref.site.math`` extension as every page), each code cell highlighted, each output as text
+  ``gdl_site.math`` extension as every page), each code cell highlighted, each output as text
   or a figure;
 * ``docs/notebooks/NAME_files/``: the figures, PNG or SVG;
 * ``docs/notebooks/NAME.ipynb``: the executed notebook, offered as a download.
@@ -14,7 +14,7 @@ notebook build, so neither pytest-codeblocks nor the fence audit should take the
 
 **Cache.** An executed notebook is kept in ``.cache/notebooks/`` under a key made from the
 notebook's bytes *and* every Python file of the ``gdl_ref`` package (but this build step's own
-``gdl_ref.site``), so a change to either re-executes it; a figure can never outlive the code that drew it.
+``gdl_site``), so a change to either re-executes it; a figure can never outlive the code that drew it.
 """
 
 from __future__ import annotations
@@ -40,16 +40,14 @@ TIMEOUT_S = 900  # per cell: generous for a loaded two-core machine
 FIGURES = {"image/png": "png", "image/svg+xml": "svg"}
 
 
-def package_digest(package_dir: Path, skip: tuple[str, ...] = ("site",)) -> str:
+def package_digest(package_dir: Path) -> str:
     """SHA-256 over the path and bytes of every ``.py`` file of the package, in path order.
 
-    ``skip`` names subpackages left out: by default ``site``, this build step's own code, which no
-    notebook imports and which only turns an executed notebook into a page.
+    The notebooks import only the reference package (``src/gdl_ref``), so the site's own code is not part
+    of the key: a change to the build step turns the same executed notebooks into pages again.
     """
     digest = hashlib.sha256()
     for source in sorted(package_dir.rglob("*.py")):
-        if source.relative_to(package_dir).parts[0] in skip:
-            continue
         digest.update(source.relative_to(package_dir).as_posix().encode() + b"\0" + source.read_bytes() + b"\0")
     return digest.hexdigest()
 

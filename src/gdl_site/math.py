@@ -1,8 +1,8 @@
-"""Python-Markdown extension ``gdl_ref.site.math``: the page's TeX as MathML, made at build time.
+"""Python-Markdown extension ``gdl_site.math``: the page's TeX as MathML, made at build time.
 
 ``pymdownx.arithmatex`` (``generic: true``) wraps inline TeX in ``<span class="arithmatex">\\(...\\)</span>``
 and display TeX in ``<div class="arithmatex">\\[...\\]</div>``. A postprocessor, run after the raw
-HTML is put back, replaces each wrapper's TeX with MathML from :func:`gdl_ref.cards.mathml.to_mathml`
+HTML is put back, replaces each wrapper's TeX with MathML from :func:`gdl_site.cards.mathml.to_mathml`
 (the converter the card validator uses), so browsers render it natively: no JavaScript, no CDN.
 Being a Markdown extension, it runs under MkDocs and under Zensical alike. TeX that will not
 convert stops the build with the line of the page it came from.
@@ -11,7 +11,7 @@ Listed in ``mkdocs.yml`` after ``pymdownx.arithmatex``::
 
     markdown_extensions:
       - pymdownx.arithmatex: {generic: true}
-      - gdl_ref.site.math
+      - gdl_site.math
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from markdown import Extension, Markdown
 from markdown.postprocessors import Postprocessor
 from markdown.preprocessors import Preprocessor
 
-from gdl_ref.cards.mathml import MathError, to_mathml
+from gdl_site.cards.mathml import MathError, to_mathml
 
 from .errors import SiteError
 

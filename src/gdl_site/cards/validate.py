@@ -2,16 +2,16 @@
 
 What is checked (CONTRIBUTING.md lists the rules a contributor follows):
 
-- card structure, from `gdl_ref.cards.parse`: a card heading without a stable id, a card
+- card structure, from `gdl_site.cards.parse`: a card heading without a stable id, a card
   without a question or an answer, two questions in one card, an empty background, text
   after the answer, a heading level out of place, a question outside a card;
 - ids: unique across the whole site, and of the form `lower-case-with-hyphens`;
 - math: every `$...$`, `$$...$$` (and `\\(...\\)`, `\\[...\\]`) must convert with
-  `gdl_ref.cards.mathml.to_mathml`; display math must stand as a paragraph of its own, and a
+  `gdl_site.cards.mathml.to_mathml`; display math must stand as a paragraph of its own, and a
   stray `$` (e.g. `$x $`, which pymdownx.arithmatex does not take for math) is reported;
-- code fences, from `gdl_ref.cards.fences`: a fence no test runs, a skip without a reason,
+- code fences, from `gdl_site.cards.fences`: a fence no test runs, a skip without a reason,
   an embed whose file or section does not exist;
-- HTML, from `gdl_ref.cards.html_safety`: no element that runs or loads content, no event
+- HTML, from `gdl_site.cards.html_safety`: no element that runs or loads content, no event
   handler, no inline style, no javascript:/vbscript:/data: URL; only the inline allowlist.
 
 Math and fences are checked on every page; structure, ids and HTML on card pages.
@@ -120,7 +120,7 @@ def _page_includes(page: Page, lines: list[str], root: Path) -> list[Problem]:
     """Every snippet line of the page must resolve inside the repository, nested includes too.
 
     pymdownx.snippets expands snippet lines everywhere, inside code fences as well; the refs of an
-    embed fence are reported at the fence by gdl_ref.cards.fences, so they are not repeated here.
+    embed fence are reported at the fence by gdl_site.cards.fences, so they are not repeated here.
     """
     in_embed = {k for f in page.fences if f.kind == "embed" for k in range(f.line, f.end_line + 1)}
     return [Problem(page.file, k, why) for k, ref in snippet_refs(lines)

@@ -1,7 +1,7 @@
 """The one error the site's build steps and Markdown extensions raise: ``file:line: what is wrong``.
 
 Under MkDocs it is a :class:`mkdocs.exceptions.BuildError`, which MkDocs reports as one line and
-aborts on, with no traceback. Without MkDocs (Zensical, ``python -m gdl_ref.site.prepare``) it is a
+aborts on, with no traceback. Without MkDocs (Zensical, ``python -m gdl_site.prepare``) it is a
 plain :class:`ValueError` whose message is that same line.
 """
 

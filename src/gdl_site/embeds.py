@@ -13,8 +13,8 @@ closes:
 
 :func:`embed_problems` checks every embed of a page (and, through whole-file embeds, of what they
 embed) against the repository root, resolved with its links, and says ``line N: why``. It runs
-twice: in ``python -m gdl_ref.site.prepare`` over every page, naming the file; and in the
-Markdown extension ``gdl_ref.site.embeds`` (listed before ``pymdownx.snippets`` runs), which stops
+twice: in ``python -m gdl_site.prepare`` over every page, naming the file; and in the
+Markdown extension ``gdl_site.embeds`` (listed before ``pymdownx.snippets`` runs), which stops
 either builder on the first problem of the page being built.
 """
 
@@ -26,8 +26,8 @@ from pathlib import Path
 from markdown import Extension, Markdown
 from markdown.preprocessors import Preprocessor
 
-from gdl_ref.cards.embeds import EmbedOutside, contained, snippet_refs
-from gdl_ref.cards.fences import resolve_snippet
+from gdl_site.cards.embeds import EmbedOutside, contained, snippet_refs
+from gdl_site.cards.fences import resolve_snippet
 
 from .errors import SiteError
 

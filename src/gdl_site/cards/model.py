@@ -10,8 +10,8 @@ A chapter page (docs/**/*.md) holds cards; each card is
 
         The answer, indented four spaces.
 
-`gdl_ref.cards.parse` turns a page into a `Page` of `Card`s, keeping the file and line of
-every part so that `gdl_ref.cards.validate` can say `file:line: message`.
+`gdl_site.cards.parse` turns a page into a `Page` of `Card`s, keeping the file and line of
+every part so that `gdl_site.cards.validate` can say `file:line: message`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Problem:
 
 @dataclass
 class CodeBlock:
-    """A code fence inside a card (see gdl_ref.cards.fences for the kinds)."""
+    """A code fence inside a card (see gdl_site.cards.fences for the kinds)."""
 
     kind: str          # run | skipped | output | embed | untested | other
     info: str          # the fence's info string, e.g. 'python title="src/gdl_ref/models/flows.py"'

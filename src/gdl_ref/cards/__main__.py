@@ -1,7 +1,0 @@
-"""`python -m gdl_ref.cards check|import|export`: the card tools without the rest of gdl-ref."""
-
-import sys
-
-from .cli import main
-
-sys.exit(main())
