@@ -17,7 +17,7 @@ import json
 import torch
 
 from gdl_ref.bench.budgets import recorded_budget
-from gdl_ref.data import load
+from gdl_ref.data import dataset
 from gdl_ref.evaluate import evaluate_density
 from gdl_ref.models import registry
 from gdl_ref.train import fit, recipe
@@ -29,10 +29,11 @@ def trial(family: str, data: str, config: dict, steps: int, seed: int) -> dict:
     rec = {**recipe(family, data), **fit_overrides}
     torch.manual_seed(seed)
     model = registry.build(family, data, **config)
-    history = fit(model, load(data, "train"), val_data=load(data, "val") if rec.get("patience") else None, steps=steps,
+    values = dataset(data)
+    history = fit(model, values.train.clone(), val_data=values.val if rec.get("patience") else None, steps=steps,
                   seed=seed, progress=False, **rec)
-    test = evaluate_density(model, data, seed=seed + 1)
-    figure = {"test_bits_per_dim": test.bits_per_dim} if data == "digits" else {"kl": test.kl, "kl_stderr": test.kl_stderr}
+    test = evaluate_density(model, values, seed=seed + 1)
+    figure = {"test_bits_per_dim": test.bits_per_dim} if values.images else {"kl": test.kl, "kl_stderr": test.kl_stderr}
     return {"config": config, "recipe": fit_overrides, "seed": seed, "params": sum(p.numel() for p in model.parameters()),
             "steps": history.steps, "best_step": history.best_step, "stop": history.stop_reason,
             "seconds": round(history.seconds, 1), "best_val": history.best_val, **figure}

@@ -52,8 +52,8 @@ def _measure() -> dict[str, Any]:
     metrics.digit_classifier()  # trains (nothing is cached yet) and records seconds and load in the file
     with safe_open(str(data.cache_dir() / "digit-classifier.safetensors"), "pt") as fh:
         meta = fh.metadata() or {}
-    floors = {"digits": evaluate.floor("digits", DIGITS_N)}
-    floors.update({name: evaluate.floor(name, TOY_N) for name in data.TOY_NAMES})
+    floors = {"digits": evaluate.floor(data.dataset("digits"), DIGITS_N)}
+    floors.update({name: evaluate.floor(data.dataset(name), TOY_N) for name in data.TOY_NAMES})
     machine["loadavg_end"] = machine_info("cpu")["loadavg_start"]
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -342,7 +342,7 @@ def test_diffusers_peer_follows_the_contract() -> None:
 
     (peer,) = [p for p in bench.load_peers(ROOT / "benchmarks" / "peers") if p.pairs_with == "diffusion"]
     model = peer.build("digits")
-    assert model.bound is None and evaluate.bound_of(model, "digits") is None and "no NLL" in peer.note
+    assert model.bound is None and evaluate.bound_of(model) is None and "no NLL" in peer.note
     loss = model.loss(load("digits", "train")[:4])
     assert loss.ndim == 0 and torch.isfinite(loss)
     model.sample_steps = 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import math
 import struct
@@ -295,3 +296,59 @@ def test_move_labels_and_bad_moves():
     for scale, shift in ((0.0, 0.0), (-1.0, 0.0), (math.nan, 0.0), (1.0, math.inf)):
         with pytest.raises(ValueError, match="finite scale > 0"):
             data.Move(scale, shift)
+
+
+# ------------------------------------------------------------------------------------------ one value
+
+
+def test_a_dataset_is_made_once_and_holds_its_splits():
+    digits = data.dataset("digits")
+    assert data.dataset("digits") is digits, "made once a process"
+    for split, (lo, hi) in data.DIGIT_SPLITS.items():
+        images, labels = data.digits(split)
+        assert torch.equal(digits.split(split), images) and torch.equal(digits.labels[split], labels)
+        assert len(digits.split(split)) == hi - lo
+    assert digits.images and digits.label == "digits" and digits.entropy is None and digits.move is None
+    ring = data.dataset("ring")
+    assert not ring.images and ring.labels is None
+    for split, (n, seed) in data.TOY_SPLITS.items():
+        assert torch.equal(ring.split(split), data.toy("ring", n, seed=seed))
+    assert ring.entropy == data.toy_entropy("ring").nats
+    assert torch.equal(ring.log_prob(ring.test[:5]), data.toy_log_prob("ring", ring.test[:5].double()))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ring.train = ring.test  # type: ignore[misc]
+    with pytest.raises(ValueError, match="unknown split 'dev'"):
+        ring.split("dev")
+    with pytest.raises(ValueError, match="unknown data set 'mnist'; valid names: digits, moons"):
+        data.dataset("mnist")
+    with pytest.raises(ValueError, match="the true density is unknown"):
+        digits.log_prob(digits.test)
+
+
+@pytest.mark.parametrize("move", data.MOVES, ids=lambda m: m.label("toy"))
+def test_a_moved_dataset_moves_every_split_and_maps_back(move):
+    toy, moved = data.dataset("moons"), data.dataset("moons", move)
+    assert data.dataset("moons", data.Move(move.scale, move.shift)) is moved, "an equal move gives the same value"
+    assert moved.label == move.label("moons") and moved.unmoved() is toy
+    for split in ("train", "val", "test"):
+        assert torch.allclose(moved.split(split), move.apply(toy.split(split)))
+    assert torch.allclose(moved.unmove(moved.test), toy.test, atol=1e-5)
+    assert torch.allclose(moved.log_prob(moved.test[:50]), move.log_prob("moons", moved.test[:50].double()))
+    assert moved.entropy == pytest.approx(toy.entropy + 2 * math.log(move.scale))
+    with pytest.raises(ValueError, match="only a 2-D toy can be moved"):
+        data.dataset("digits", move)
+
+
+def test_load_gives_the_caller_its_own_copy():
+    x = data.load("moons", "train")
+    x.zero_()
+    assert data.dataset("moons").train.abs().sum() > 0, "a caller's change does not reach the shared value"
+
+
+def test_the_data_names_are_spelled_once():
+    from gdl_ref.bench.harness import valid_data
+    from gdl_ref.models import registry
+
+    assert data.DATASETS == ("digits", *data.TOY_NAMES)
+    assert registry.datasets() == valid_data() == list(data.DATASETS)
+    assert registry.FamilyConfig.DATA is data.DATASETS

@@ -62,7 +62,7 @@ def test_paired_kl_agrees_with_the_closed_form_between_gaussians() -> None:
 def test_paired_kl_of_the_true_density_is_zero() -> None:
     # pairing: log p - log q vanishes point by point (up to the model's float32), where NLL - H would carry
     # the test sample's noise
-    result = evaluate.evaluate_density(_Truth("ring"), "ring")
+    result = evaluate.evaluate_density(_Truth("ring"), data.dataset("ring"))
     assert abs(result.kl) < 1e-6 and result.kl_stderr < 1e-6 and not result.kl_negative
     assert result.bound is Bound.DIFFERENTIAL and result.examples == data.TOY_SPLITS["test"][0]
     assert abs(result.nll - result.entropy) < 4 * result.nll_stderr  # the unpaired difference is only noise
@@ -70,7 +70,7 @@ def test_paired_kl_of_the_true_density_is_zero() -> None:
 
 def test_evaluate_density_on_a_toy_matches_its_definition() -> None:
     model = _Gaussian2D((0.0, 0.0), (1.0, 0.7))
-    result = evaluate.evaluate_density(model, "moons", examples=500)
+    result = evaluate.evaluate_density(model, data.dataset("moons"), examples=500)
     x = data.load("moons", "test")[:500].double()
     diff = data.toy_log_prob("moons", x).double() - model.log_prob(x)
     assert result.kl == pytest.approx(float(diff.mean())) and result.examples == 500
@@ -94,18 +94,18 @@ def test_bits_per_dim_and_the_bound_on_digits() -> None:
         def log_prob(self, x: torch.Tensor) -> torch.Tensor:
             return torch.full((len(x),), -64 * math.log(17))
 
-    result = evaluate.evaluate_density(Uniform(), "digits")
+    result = evaluate.evaluate_density(Uniform(), data.dataset("digits"))
     assert result.bound is Bound.DEQUANTIZED and result.kl is None
     assert result.bits_per_dim == pytest.approx(math.log(17) / math.log(2)) and result.bits_per_dim_stderr == 0
-    assert evaluate.bound_of(nn.Linear(1, 1), "digits") is None
+    assert evaluate.bound_of(nn.Linear(1, 1)) is None
     with pytest.raises(TypeError, match="no likelihood"):
-        evaluate.evaluate_density(nn.Linear(1, 1), "digits")
+        evaluate.evaluate_density(nn.Linear(1, 1), data.dataset("digits"))
 
 
 def test_evaluation_leaves_the_model_mode_and_the_random_state_alone() -> None:
     model = _Gaussian2D((0.0, 0.0), (1.0, 1.0)).train()
     state = torch.random.get_rng_state()
-    evaluate.evaluate_density(model, "ring", examples=10)
+    evaluate.evaluate_density(model, data.dataset("ring"), examples=10)
     assert model.training and torch.equal(state, torch.random.get_rng_state())
 
 
@@ -117,27 +117,27 @@ def test_bootstrap_stderr_of_a_mean_agrees_with_the_analytic_one() -> None:
 
 
 def test_floors_are_over_distinct_random_subsets_with_a_spread() -> None:
-    floors = evaluate.floor("8gaussians", 200)
+    floors = evaluate.floor(data.dataset("8gaussians"), 200)
     assert set(floors) == {"mmd", "one_nn", "high_quality_share", "modes_covered"}
     assert floors["mmd"][1] > 0 and floors["one_nn"][1] > 0
     subsets = [torch.randperm(100_000, generator=torch.Generator().manual_seed(k))[:200] for k in range(5)]
     assert len({tuple(s.tolist()) for s in subsets}) == 5
     # the mean is the mean of the distances of those subsets, computed one by one
     train = data.load("8gaussians", "train")
-    by_hand = [metrics.toy_sample_quality(train[s], "8gaussians")["mmd"] for s in subsets]
+    by_hand = [metrics.toy_sample_quality(train[s], data.dataset("8gaussians"))["mmd"] for s in subsets]
     assert floors["mmd"][0] == pytest.approx(sum(by_hand) / 5)
 
 
 def test_digit_floor_is_a_mean_over_random_subsets_not_the_first_rows() -> None:
-    floors = evaluate.floor("digits", 447)
+    floors = evaluate.floor(data.dataset("digits"), 447)
     assert all(sd > 0 for _, sd in floors.values())
-    first_rows = metrics.sample_quality(data.digits("train")[0][:447])
+    first_rows = metrics.sample_quality(data.digits("train")[0][:447], data.dataset("digits").test)
     assert first_rows["fd"] != pytest.approx(floors["fd"][0])
 
 
 def test_evaluate_samples_gives_each_distance_an_error_and_a_floor() -> None:
     samples = data.toy("ring", 300, seed=77)
-    result = evaluate.evaluate_samples(samples, "ring", replicates=20)
+    result = evaluate.evaluate_samples(samples, data.dataset("ring"), replicates=20)
     assert set(result.distances) == {"mmd", "one_nn"} and result.samples == 300
     for d in result.distances.values():
         assert d.stderr > 0 and d.floor_sd > 0
@@ -151,8 +151,8 @@ def test_evaluate_samples_gives_each_distance_an_error_and_a_floor() -> None:
 
 def test_evaluate_model_combines_both_and_draws_reproducibly() -> None:
     model = _Gaussian2D((0.0, 0.0), (1.0, 1.0))
-    a = evaluate.evaluate_model(model, "moons", samples=100, examples=100).to_dict()
-    b = evaluate.evaluate_model(model, "moons", samples=100, examples=100).to_dict()
+    a = evaluate.evaluate_model(model, data.dataset("moons"), samples=100, examples=100).to_dict()
+    b = evaluate.evaluate_model(model, data.dataset("moons"), samples=100, examples=100).to_dict()
     assert a == b and a["model"] == "_Gaussian2D" and a["samples"] == 100 and "kl" in a
 
 
@@ -184,13 +184,25 @@ class _TrueToy(torch.nn.Module):
 
 @pytest.mark.parametrize("move", data.MOVES, ids=lambda m: m.label("toy"))
 def test_the_paired_kl_on_a_moved_toy_is_against_the_moved_density(move: data.Move) -> None:
-    exact = evaluate.evaluate_density(_TrueToy(move), "8gaussians", move=move)
+    exact = evaluate.evaluate_density(_TrueToy(move), data.dataset("8gaussians", move))
     assert exact.kl == pytest.approx(0.0, abs=1e-6) and exact.kl_stderr == pytest.approx(0.0, abs=1e-6)  # float32
     assert exact.entropy == pytest.approx(data.toy_entropy("8gaussians").nats + 2 * math.log(move.scale))
     # a density lower everywhere by 0.3 nats (not normalised, so only a check of the arithmetic): KL + 0.3
-    off = evaluate.evaluate_density(_TrueToy(move, -0.3), "8gaussians", move=move)
+    off = evaluate.evaluate_density(_TrueToy(move, -0.3), data.dataset("8gaussians", move))
     assert off.kl == pytest.approx(0.3, abs=1e-6)
     # unmoved, the moved model is scored on points where it puts the wrong density: not zero
-    assert abs(evaluate.evaluate_density(_TrueToy(move), "8gaussians").kl) > 0.1
+    assert abs(evaluate.evaluate_density(_TrueToy(move), data.dataset("8gaussians")).kl) > 0.1
     with pytest.raises(ValueError, match="only a 2-D toy can be moved"):
-        evaluate.evaluate_density(_TrueToy(move), "digits", move=move)
+        data.dataset("digits", move)
+
+
+@pytest.mark.parametrize("move", data.MOVES, ids=lambda m: m.label("toy"))
+def test_samples_of_a_moved_toy_are_scored_in_the_toys_own_frame(move: data.Move) -> None:
+    """evaluate_samples moves a moved toy's samples back: the same points score the same, moved or not,
+    against the same floor."""
+    points = data.toy("ring", 300, seed=77)
+    plain = evaluate.evaluate_samples(points, data.dataset("ring"), replicates=10)
+    moved = evaluate.evaluate_samples(move.apply(points), data.dataset("ring", move), replicates=10)
+    for key, d in plain.distances.items():
+        m = moved.distances[key]
+        assert m.value == pytest.approx(d.value, abs=1e-5) and (m.floor, m.floor_sd) == (d.floor, d.floor_sd)

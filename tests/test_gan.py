@@ -206,6 +206,6 @@ def test_gan_recovers_the_eight_modes() -> None:
     model = build("8gaussians", objective="dcgan", width=64, lr=1e-3)
     fit(model, gdata.load("8gaussians"), steps=2500, batch_size=64, seed=0)
     torch.manual_seed(1)
-    quality = toy_sample_quality(model.sample(2000), "8gaussians")
+    quality = toy_sample_quality(model.sample(2000), gdata.dataset("8gaussians"))
     assert quality["modes_covered"] == 8
     assert quality["high_quality_share"] > 0.7

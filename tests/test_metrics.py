@@ -73,19 +73,19 @@ def test_one_nn_accuracy_half_for_same_one_for_apart():
 
 
 def test_toy_sample_quality_on_known_cases():
-    truth = metrics.toy_sample_quality(data.toy("8gaussians", 1000, seed=5), "8gaussians")
+    truth = metrics.toy_sample_quality(data.toy("8gaussians", 1000, seed=5), data.dataset("8gaussians"))
     assert truth["modes_covered"] == 8 and truth["high_quality_share"] > 0.98
     assert 0.4 < truth["one_nn"] < 0.6
     one_mode = data.toy("8gaussians", 1000, seed=5)
     one_mode = one_mode[(one_mode - torch.tensor([2.0, 0.0])).norm(dim=1) < 0.6]  # the mode at (2, 0)
-    collapsed = metrics.toy_sample_quality(one_mode, "8gaussians")
+    collapsed = metrics.toy_sample_quality(one_mode, data.dataset("8gaussians"))
     assert collapsed["modes_covered"] == 1 and collapsed["one_nn"] > 0.8 and collapsed["mmd"] > truth["mmd"]
-    center = metrics.toy_sample_quality(torch.zeros(100, 2), "8gaussians")
+    center = metrics.toy_sample_quality(torch.zeros(100, 2), data.dataset("8gaussians"))
     assert center["high_quality_share"] == 0 and center["modes_covered"] == 0
-    ring = metrics.toy_sample_quality(data.toy("ring", 500, seed=3), "ring")
+    ring = metrics.toy_sample_quality(data.toy("ring", 500, seed=3), data.dataset("ring"))
     assert set(ring) == {"mmd", "one_nn"}
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
-        metrics.toy_sample_quality(torch.zeros(5, 3), "ring")
+        metrics.toy_sample_quality(torch.zeros(5, 3), data.dataset("ring"))
 
 
 def test_resampled_statistics_treat_copies_as_one_point():
@@ -128,11 +128,11 @@ def test_classifier_is_accurate_and_rejects_bad_input():
 
 
 def test_sample_quality_floor_beats_noise_and_the_wrong_class():
-    floor = {k: mean for k, (mean, _) in evaluate.floor("digits", 447).items()}
+    floor = {k: mean for k, (mean, _) in evaluate.floor(data.dataset("digits"), 447).items()}
     assert set(floor) == {"fd", "kd", "mmd", "one_nn"}
-    noise = metrics.sample_quality(torch.randint(0, 17, (447, 1, 8, 8), generator=torch.Generator().manual_seed(0)))
+    noise = metrics.sample_quality(torch.randint(0, 17, (447, 1, 8, 8), generator=torch.Generator().manual_seed(0)), data.dataset("digits").test)
     x, y = data.digits("train")
-    ones = metrics.sample_quality(x[y == 1][:100])  # a model that draws only ones
+    ones = metrics.sample_quality(x[y == 1][:100], data.dataset("digits").test)  # a model that draws only ones
     for key in floor:
         assert floor[key] < ones[key] and floor[key] < noise[key], key
     assert noise["one_nn"] > 0.95
@@ -140,7 +140,7 @@ def test_sample_quality_floor_beats_noise_and_the_wrong_class():
 
 def test_sample_quality_of_the_reference_itself():
     test = data.digits("test")[0]
-    same = metrics.sample_quality(test)
+    same = metrics.sample_quality(test, data.dataset("digits").test)
     assert abs(same["fd"]) < 1e-6 and same["mmd"] == 0.0 and same["one_nn"] == 0.0
 
 

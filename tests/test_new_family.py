@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gdl_ref import checkpoint, cli, evaluate
+from gdl_ref import checkpoint, cli, data, evaluate
 from gdl_ref.likelihood import Bound
 from gdl_ref.models import registry
 from gdl_ref.train import fit
@@ -93,7 +93,7 @@ def test_a_registered_family_runs_through_the_public_api(diagonal_family: str, t
     loaded = checkpoint.load_model(path)
     assert type(loaded).__name__ == "Diagonal" and loaded.config == model.config
     torch.testing.assert_close(loaded.log_prob(train[:10]), model.log_prob(train[:10]))
-    result = evaluate.evaluate_model(loaded, "ring", samples=200).to_dict()
+    result = evaluate.evaluate_model(loaded, data.dataset("ring"), samples=200).to_dict()
     assert result["bound"] == "differential" and result["test_nll"] > 0 and math.isfinite(result["kl"])
     assert result["kl"] > 0 and result["kl_stderr"] > 0  # a Gaussian is not the ring
     with pytest.raises(ValueError, match="already registered"):

@@ -222,13 +222,13 @@ def _device(name: str) -> str:
 # Evaluation and pictures, shared by train and evaluate
 # ---------------------------------------------------------------------------------------------
 
-def _train_data(model: torch.nn.Module, name: str, split: str) -> torch.Tensor | tuple[torch.Tensor, ...]:
+def _train_data(model: torch.nn.Module, data: gdata.Dataset, split: str) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """The split as the model's loss takes it: (images, labels) for class-conditional models."""
     if getattr(getattr(model, "config", None), "conditional", False):
-        if name != "digits":
-            raise UsageError(f"a class-conditional model needs labels: only digits has them, not {name!r}")
-        return gdata.digits(split)
-    return gdata.load(name, split)
+        if data.labels is None:
+            raise UsageError(f"a class-conditional model needs labels: only digits has them, not {data.name!r}")
+        return data.split(split), data.labels[split]
+    return data.split(split)
 
 
 def save_samples(samples: torch.Tensor, path: str | Path, title: str = "") -> Path:
@@ -450,7 +450,8 @@ def _train(args: argparse.Namespace, out: Path) -> int:
         model = families.build(family, data_name, **overrides)
     except (TypeError, ValueError) as err:
         raise UsageError(str(err)) from None
-    train, val = _train_data(model, data_name, "train"), _train_data(model, data_name, "val")
+    values = gdata.dataset(data_name)  # made once: training, the samples' count and the evaluation share it
+    train, val = _train_data(model, values, "train"), _train_data(model, values, "val")
     print(f"{'resuming' if args.resume else 'training'} {family} ({type(model).__name__}, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters) on {data_name} -> {out}", file=sys.stderr)
     with _stop_on_signals() as caught:
@@ -463,9 +464,9 @@ def _train(args: argparse.Namespace, out: Path) -> int:
         print(f"{name}: stopped after step {history.steps}; the checkpoint is in {out / 'checkpoint'}. "
               f"Continue with:\n  gdl-ref train --resume {shlex.quote(str(out))}", file=sys.stderr)
         return 128 + caught["signal"]
-    drawn = draw(model, samples or len(gdata.load(data_name, "test")), seed=seed)
+    drawn = draw(model, samples or len(values.test), seed=seed)
     result = {"family": family,
-              **evaluate_model(model, data_name, seed=seed, device=device, drawn=drawn).to_dict(),
+              **evaluate_model(model, values, seed=seed, device=device, drawn=drawn).to_dict(),
               "steps": history.steps, "train_seconds": history.seconds, "stop_reason": history.stop_reason,
               "best_val": history.best_val, "val": history.val, "hparams": history.hparams,
               "optimizer_steps": history.optimizer_steps}
@@ -503,11 +504,20 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_of(meta: dict[str, Any], checkpoint: str) -> gdata.Dataset:
+    """The data set a checkpoint's model was trained on, from its ``meta.json``."""
+    try:
+        return gdata.dataset(meta["data"])
+    except (KeyError, ValueError) as err:
+        raise UsageError(f"{checkpoint}: meta.json names no known data set ({err})") from None
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     device = _device(args.device)
     model, meta = _load(args.checkpoint, device)
     result = {"family": meta.get("family"), "step": meta.get("step"),
-              **evaluate_model(model, meta["data"], samples=args.samples, seed=args.seed, device=device).to_dict()}
+              **evaluate_model(model, _dataset_of(meta, args.checkpoint), samples=args.samples, seed=args.seed,
+                               device=device).to_dict()}
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -11,6 +11,10 @@
   true log density, and its differential entropy H = -E[log p(X)] in nats (exact where closed-form,
   otherwise a converged numerical integral). The paired mean over test points of log p(x) - log q(x)
   estimates a model q's KL divergence from the truth (``gdl_ref.evaluate``).
+* **One value a data set** -- ``dataset(name, move=None)`` makes a frozen :class:`Dataset` once a process:
+  the three splits (moved, for a moved toy), the digits' labels, the true log-density and entropy where
+  known, fresh reference draws of a toy, and the map back from a moved toy. Evaluation, metrics, the
+  CLI and the benchmark take that value, not a name.
 * **IDX files** -- MNIST and Fashion-MNIST read from a local folder or a cache folder (downloaded only
   when asked), with magic-number, size and checksum checks and errors naming the file.
 
@@ -40,7 +44,7 @@ __all__ = [
     "Entropy", "digits", "dequantize", "quantize", "levels_to_signed", "signed_to_levels", "dequantize_signed",
     "quantize_signed", "check_digits", "check_points", "toy", "toy_log_prob", "toy_entropy",
     "mc_entropy", "quadrature_entropy", "load", "cache_dir", "IDXError", "read_idx", "file_sha256", "load_mnist",
-    "MNIST_FILES", "Move", "MOVES",
+    "MNIST_FILES", "Move", "MOVES", "DATASETS", "Dataset", "dataset",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -347,21 +351,6 @@ def toy_entropy(name: str) -> Entropy:
 # --8<-- [end:entropy]
 
 
-def load(name: str, split: str = "train") -> Tensor:
-    """The standard split of a data set as ``fit`` takes it.
-
-    digits: the images of ``digits(split)``; toys: ``toy(name, n, seed)`` with (n, seed) from TOY_SPLITS
-    (train 100,000 points seed 0, val 1,000 seed 1, test 2,000 seed 2).
-    """
-    if name == "digits":
-        return digits(split)[0]
-    _check_toy_or_digits(name)
-    if split not in TOY_SPLITS:
-        raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(TOY_SPLITS)}")
-    n, seed = TOY_SPLITS[split]
-    return toy(name, n, seed=seed)
-
-
 @dataclass(frozen=True)
 class Move:
     """An affine move of a 2-D toy, x -> scale * x + shift (the same shift on both axes).
@@ -409,9 +398,99 @@ class Move:
 MOVES = (Move(0.1), Move(10.0), Move(1.0, 5.0))  # the moved versions of each toy that the benchmark fits
 
 
+# ---------------------------------------------------------------------------------------------
+# One value a data set
+# ---------------------------------------------------------------------------------------------
+
+DATASETS = ("digits", *TOY_NAMES)  # every data set a family trains on
+
+
 def _check_toy_or_digits(name: str) -> None:
-    if name != "digits" and name not in TOY_NAMES:
-        raise ValueError(f"unknown data set {name!r}; valid names: digits, {', '.join(TOY_NAMES)}")
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(DATASETS)}")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A data set as every layer sees it: made once by :func:`dataset`, never changed.
+
+    ``train``, ``val``, ``test``: digits int64 (N, 1, 8, 8) in 0..16; a toy float32 (N, 2), moved by
+    ``move`` when there is one. Treat the tensors as read-only: they are shared by every caller.
+    """
+
+    name: str  # "digits" or a toy of TOY_NAMES
+    move: Move | None
+    train: Tensor
+    val: Tensor
+    test: Tensor
+    labels: dict[str, Tensor] | None = None  # digits: the class 0..9 of each image, by split
+
+    @property
+    def images(self) -> bool:
+        """True for the digits (discrete images), False for a 2-D toy (continuous points)."""
+        return self.name == "digits"
+
+    @property
+    def label(self) -> str:
+        """The name a table gives it: 'digits', 'moons', 'moons ×10'."""
+        return self.move.label(self.name) if self.move else self.name
+
+    def split(self, which: str) -> Tensor:
+        """``train``, ``val`` or ``test``."""
+        if which not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {which!r}; valid splits: train, val, test")
+        return getattr(self, which)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """The true log-density log p(x) at points x (n, 2) of this (moved) toy; (n,), float64."""
+        if self.images:
+            raise ValueError("digits: the true density is unknown; only a 2-D toy has one")
+        x = x.double()
+        return self.move.log_prob(self.name, x) if self.move else toy_log_prob(self.name, x)
+
+    @property
+    def entropy(self) -> float | None:
+        """H(p) in nats of this (moved) toy; None for the digits."""
+        if self.images:
+            return None
+        return self.move.entropy(self.name) if self.move else toy_entropy(self.name).nats
+
+    def unmove(self, x: Tensor) -> Tensor:
+        """Points (n, 2) of this moved toy back in the toy's own frame (identity without a move)."""
+        return self.move.undo(x) if self.move else x
+
+    def unmoved(self) -> Dataset:
+        """The toy itself, without the move (this value when there is none)."""
+        return dataset(self.name) if self.move else self
+
+    def fresh(self, n: int, seed: int) -> Tensor:
+        """n new points (n, 2) of the toy in its own frame, from ``seed`` (reference draws for the distances)."""
+        if self.images:
+            raise ValueError("digits: there are no fresh draws; the test split is the reference")
+        return toy(self.name, n, seed=seed)
+
+
+@functools.lru_cache(maxsize=None)
+def dataset(name: str, move: Move | None = None) -> Dataset:
+    """The data set ``name`` (moved by ``move``, a toy only), made once a process.
+
+    digits: the rows of ``digits(split)``; a toy: ``toy(name, n, seed)`` with (n, seed) from TOY_SPLITS
+    (train 100,000 points seed 0, val 1,000 seed 1, test 2,000 seed 2).
+    """
+    _check_toy_or_digits(name)
+    if name == "digits":
+        if move is not None:
+            raise ValueError("move: only a 2-D toy can be moved, not digits")
+        parts = {split: digits(split) for split in DIGIT_SPLITS}
+        return Dataset(name, None, *(parts[s][0] for s in ("train", "val", "test")),
+                       labels={s: parts[s][1] for s in parts})
+    splits = [toy(name, *TOY_SPLITS[s]) for s in ("train", "val", "test")]
+    return Dataset(name, move, *(move.apply(x) if move else x for x in splits))
+
+
+def load(name: str, split: str = "train") -> Tensor:
+    """One split of a data set as ``fit`` takes it: a copy of ``dataset(name).split(split)``, the caller's own."""
+    return dataset(name).split(split).clone()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -73,11 +73,8 @@ def bootstrap_stderr(statistic: Callable[[Tensor, Tensor], dict[str, float]], n_
 # Likelihood
 # ---------------------------------------------------------------------------------------------
 
-def bound_of(model: nn.Module, data: str) -> Bound | None:
-    """What ``model.log_prob`` returns: its ``bound`` (a ``gdl_ref.likelihood.Bound``); None without a likelihood.
-
-    ``data`` is kept for the callers' symmetry with ``bound_label``; the model alone says what it reports.
-    """
+def bound_of(model: nn.Module) -> Bound | None:
+    """What ``model.log_prob`` returns: its ``bound`` (a ``gdl_ref.likelihood.Bound``); None without a likelihood."""
     if not hasattr(model, "log_prob"):
         return None
     bound = getattr(model, "bound", None)
@@ -86,9 +83,9 @@ def bound_of(model: nn.Module, data: str) -> Bound | None:
     return bound
 
 
-def bound_label(model: nn.Module, data: str) -> str | None:
+def bound_label(model: nn.Module) -> str | None:
     """The bound's name for tables: ``iwae-K`` with the model's sample count K, else ``Bound.value``."""
-    bound = bound_of(model, data)
+    bound = bound_of(model)
     if bound is None:
         return None
     k = getattr(getattr(model, "config", None), "iwae_k", None)
@@ -128,24 +125,18 @@ class DensityResult:
 
 
 @torch.no_grad()
-def evaluate_density(model: nn.Module, data: str, *, examples: int | None = None, seed: int = 0,
-                     device: str | torch.device = "cpu", batch: int = EVAL_BATCH,
-                     move: gdata.Move | None = None) -> DensityResult:
+def evaluate_density(model: nn.Module, data: gdata.Dataset, *, examples: int | None = None, seed: int = 0,
+                     device: str | torch.device = "cpu", batch: int = EVAL_BATCH) -> DensityResult:
     """Score ``model.log_prob`` on the test split of ``data`` (its first ``examples`` rows).
 
     Monte-Carlo bounds (dequantisation noise, the ELBO's draws) run under ``torch.manual_seed(seed)`` in a
-    forked random state; the model is evaluated in eval mode and returned to its previous mode. ``move``
-    (a toy only) scores the model on the moved test split against the moved toy's density.
+    forked random state; the model is evaluated in eval mode and returned to its previous mode. A moved
+    toy is scored on its moved test split against the moved density.
     """
-    bound = bound_of(model, data)
+    bound = bound_of(model)
     if bound is None:
         raise TypeError(f"{type(model).__name__} reports no likelihood (no log_prob with a bound)")
-    if move is not None and data == "digits":
-        raise ValueError("move: only a 2-D toy can be moved, not digits")
-    test = gdata.load(data, "test")
-    x = test[: examples or len(test)]
-    if move is not None:
-        x = move.apply(x)
+    x = data.test[: examples or len(data.test)]
     was_training = model.training
     model.eval()
     try:
@@ -156,14 +147,13 @@ def evaluate_density(model: nn.Module, data: str, *, examples: int | None = None
         model.train(was_training)
     nll, nll_se = mean_and_stderr(-log_q)
     fields: dict[str, Any] = {}
-    if data == "digits":
+    if data.images:
         fields.update(bits_per_dim=float(bits_per_dim(nll, gdata.DIGIT_DIMS)),
                       bits_per_dim_stderr=float(bits_per_dim(nll_se, gdata.DIGIT_DIMS)))
     else:
-        log_p = (move.log_prob(data, x.double()) if move else gdata.toy_log_prob(data, x.double())).double()
-        kl, kl_se = paired_kl(log_p, log_q)
-        fields.update(entropy=move.entropy(data) if move else gdata.toy_entropy(data).nats, kl=kl, kl_stderr=kl_se)
-    return DensityResult(data=data, bound=bound, bound_label=bound_label(model, data) or bound.value,
+        kl, kl_se = paired_kl(data.log_prob(x), log_q)
+        fields.update(entropy=data.entropy, kl=kl, kl_stderr=kl_se)
+    return DensityResult(data=data.name, bound=bound, bound_label=bound_label(model) or bound.value,
                          examples=len(x), nll=nll, nll_stderr=nll_se, **fields)
 
 
@@ -201,26 +191,29 @@ class SampleResult:
                 "sample_quality_floor_sd": {k: v.floor_sd for k, v in d.items()}}
 
 
-def _scorer(data: str, samples: Tensor) -> metrics.Scorer:
+def _scorer(data: gdata.Dataset, samples: Tensor) -> metrics.Scorer:
     """The distances of a data set: ``metrics.digit_scorer`` against the test split, else the toy's."""
-    return metrics.digit_scorer(samples, "test") if data == "digits" else metrics.toy_scorer(samples, data)
+    return metrics.digit_scorer(samples, data.test) if data.images else metrics.toy_scorer(samples, data)
 
 
-def _set_sizes(data: str, n: int) -> tuple[int, int]:
+def _set_sizes(data: gdata.Dataset, n: int) -> tuple[int, int]:
     """How many samples and reference points the distances use (each set is capped at MAX_SET)."""
-    reference = len(gdata.digits("test")[0]) if data == "digits" else n
+    reference = len(data.test) if data.images else n
     return min(n, metrics.MAX_SET), min(reference, metrics.MAX_SET)
 
 
 # --8<-- [start:floor]
 @functools.lru_cache(maxsize=64)  # the same for every model scored on (data, n): computed once a process
-def floor(data: str, n: int, subsets: int = FLOOR_SUBSETS, seed: int = 0) -> dict[str, tuple[float, float]]:
+def floor(data: gdata.Dataset, n: int, subsets: int = FLOOR_SUBSETS, seed: int = 0) -> dict[str, tuple[float, float]]:
     """Each distance for n real train examples, as (mean, sd) over ``subsets`` seeded random train subsets.
 
     Random subsets, not the first n rows: the digits rows are ordered by writer, and a contiguous block
-    is not exchangeable with the test split. n is capped at the train split's size (1,000 digits).
+    is not exchangeable with the test split. n is capped at the train split's size (1,000 digits). A
+    moved toy's floor is its toy's: distances are measured in the toy's own frame.
     """
-    train = gdata.load(data, "train")
+    if data.move is not None:
+        return floor(data.unmoved(), n, subsets, seed)
+    train = data.train
     n = min(n, len(train))
     runs = []
     for k in range(subsets):
@@ -231,19 +224,21 @@ def floor(data: str, n: int, subsets: int = FLOOR_SUBSETS, seed: int = 0) -> dic
 # --8<-- [end:floor]
 
 
-def evaluate_samples(samples: Tensor, data: str, *, replicates: int = BOOTSTRAP_REPLICATES,
+def evaluate_samples(samples: Tensor, data: gdata.Dataset, *, replicates: int = BOOTSTRAP_REPLICATES,
                      subsets: int = FLOOR_SUBSETS, seed: int = 0) -> SampleResult:
     """The sample distances of ``samples`` against ``data`` with bootstrap standard errors and floors.
 
-    digits: integer samples (N, 1, 8, 8) against the test split; a toy: points (N, 2) against fresh draws.
-    ``seed`` seeds the bootstrap; the floors use the same subsets whatever the seed (so models compare).
+    digits: integer samples (N, 1, 8, 8) against the test split; a toy: points (N, 2) against fresh draws,
+    a moved toy's samples moved back first. ``seed`` seeds the bootstrap; the floors use the same subsets
+    whatever the seed (so models compare).
     """
+    samples = data.unmove(samples)
     score = _scorer(data, samples)
     values = score(None)
     n, n_ref = _set_sizes(data, len(samples))
     stderr = bootstrap_stderr(lambda ia, ib: score((ia, ib)), n, n_ref, replicates, seed)
     floors = floor(data, len(samples), subsets)
-    return SampleResult(data=data, samples=len(samples), replicates=replicates, floor_subsets=subsets,
+    return SampleResult(data=data.name, samples=len(samples), replicates=replicates, floor_subsets=subsets,
                         distances={k: Distance(values[k], stderr[k], *floors[k]) for k in values})
 
 
@@ -268,7 +263,7 @@ class Evaluation:
         return {**out, **self.samples.to_dict()}
 
 
-def evaluate_model(model: nn.Module, data: str, *, samples: int | None = None, seed: int = 0,
+def evaluate_model(model: nn.Module, data: gdata.Dataset, *, samples: int | None = None, seed: int = 0,
                    device: str | torch.device = "cpu", drawn: Tensor | None = None,
                    examples: int | None = None) -> Evaluation:
     """``evaluate_density`` (when the model has a likelihood) and ``evaluate_samples`` of one model.
@@ -277,9 +272,9 @@ def evaluate_model(model: nn.Module, data: str, *, samples: int | None = None, s
     """
     model.to(device)
     density = evaluate_density(model, data, examples=examples, seed=seed, device=device) \
-        if bound_of(model, data) is not None else None
+        if bound_of(model) is not None else None
     if drawn is None:
-        drawn = draw(model, samples or len(gdata.load(data, "test")), seed=seed)
-    return Evaluation(data=data, model=type(model).__name__, params=sum(p.numel() for p in model.parameters()),
+        drawn = draw(model, samples or len(data.test), seed=seed)
+    return Evaluation(data=data.label, model=type(model).__name__, params=sum(p.numel() for p in model.parameters()),
                       density=density, samples=evaluate_samples(drawn, data, seed=seed))
 

@@ -308,13 +308,13 @@ class _LazyOrder:
         return self.many
 
 
-def digit_scorer(samples: Tensor, reference: str = "test", seed: int = 0) -> Scorer:
-    """``score(resample=None)``: FD, KD, MMD and 1-NN of the samples against a digits split.
+def digit_scorer(samples: Tensor, reference: Tensor, seed: int = 0) -> Scorer:
+    """``score(resample=None)``: FD, KD, MMD and 1-NN of the samples against ``reference`` digits (M, 1, 8, 8).
 
     The features and the pooled matrices are computed once; ``score((ia, ib))`` reads them at the indices
     of a bootstrap replicate (``gdl_ref.evaluate``), ``score()`` at the whole sets.
     """
-    ref = gdata.digits(reference)[0]
+    ref = reference
     small_s, small_r = _subsample(samples, MAX_SET, seed), _subsample(ref, MAX_SET, seed + 1)
     fs, fr = digit_features(small_s).double(), digit_features(small_r).double()  # (N, 64), (M, 64)
     m, feats = len(fs), torch.cat([fs, fr])
@@ -331,10 +331,11 @@ def digit_scorer(samples: Tensor, reference: str = "test", seed: int = 0) -> Sco
     return score
 
 
-def sample_quality(samples: Tensor, reference: str = "test", seed: int = 0) -> dict[str, float]:
-    """FD and KD on classifier features, MMD on pixels, 1-NN accuracy on features, against a digits split.
+def sample_quality(samples: Tensor, reference: Tensor, seed: int = 0) -> dict[str, float]:
+    """FD and KD on classifier features, MMD on pixels, 1-NN accuracy on features, against ``reference`` digits.
 
-    samples: int (N, 1, 8, 8) in 0..16. ``gdl_ref.evaluate.evaluate_samples`` adds standard errors and floors.
+    samples and reference: int (N, 1, 8, 8) in 0..16, e.g. ``gdl_ref.data.dataset("digits").test``.
+    ``gdl_ref.evaluate.evaluate_samples`` adds standard errors and floors.
     """
     return digit_scorer(samples, reference, seed)()
 
@@ -343,12 +344,13 @@ TOY_BANDWIDTHS = (0.1, 0.3, 1.0)
 TOY_REFERENCE_SEED = 10_000  # fresh draws, distinct from the train/val/test seeds 0, 1, 2
 
 
-def toy_scorer(samples: Tensor, name: str, seed: int = TOY_REFERENCE_SEED) -> Scorer:
-    """``score(resample=None)``: MMD and 1-NN of 2-D samples against as many fresh draws (as ``digit_scorer``)."""
+def toy_scorer(samples: Tensor, toy: gdata.Dataset, seed: int = TOY_REFERENCE_SEED) -> Scorer:
+    """``score(resample=None)``: MMD and 1-NN of 2-D samples (in the toy's own frame) against as many fresh
+    draws of ``toy`` (as ``digit_scorer``)."""
     if samples.ndim != 2 or samples.shape[1] != 2:
         raise ValueError(f"expected samples of shape (N, 2), got {tuple(samples.shape)}")
     s = _subsample(samples.detach().cpu().double(), MAX_SET, seed)
-    ref = gdata.toy(name, len(s), seed=seed).double()
+    ref = toy.fresh(len(s), seed).double()
     m, x = len(s), torch.cat([s, ref])
     kernel, dist = gaussian_gram(x, TOY_BANDWIDTHS), torch.cdist(x, x)
     order = _LazyOrder(dist)
@@ -357,7 +359,7 @@ def toy_scorer(samples: Tensor, name: str, seed: int = TOY_REFERENCE_SEED) -> Sc
         ia, ib = resample if resample is not None else (torch.arange(m), torch.arange(len(ref)))
         c = resample_counts(m, len(ref), ia, ib)
         out = {"mmd": mmd_from_gram(kernel, m, c), "one_nn": one_nn_from_distances(dist, order(resample), m, c)}
-        if name == "8gaussians":
+        if toy.name == "8gaussians":
             out.update(_mode_coverage(s[ia]))
         return out
 
@@ -373,10 +375,10 @@ def _mode_coverage(s: Tensor) -> dict[str, float]:
             "modes_covered": float((counts >= max(1.0, len(s) / 80)).sum())}
 
 
-def toy_sample_quality(samples: Tensor, name: str, seed: int = TOY_REFERENCE_SEED) -> dict[str, float]:
-    """MMD and 1-NN accuracy of 2-D samples (N, 2) against N fresh draws of the toy (at most MAX_SET).
+def toy_sample_quality(samples: Tensor, toy: gdata.Dataset, seed: int = TOY_REFERENCE_SEED) -> dict[str, float]:
+    """MMD and 1-NN accuracy of 2-D samples (N, 2) against N fresh draws of ``toy`` (at most MAX_SET).
 
     For 8gaussians also ``modes_covered`` (modes holding at least a tenth of their fair share N/8 of
     high-quality samples) and ``high_quality_share`` (samples within 3 sigma of their nearest mode).
     """
-    return toy_scorer(samples, name, seed)()
+    return toy_scorer(samples, toy, seed)()

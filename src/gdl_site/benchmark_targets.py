@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from gdl_ref.data import MOVES
+from gdl_ref.data import MOVES, TOY_NAMES
 from gdl_ref.bench.report import aggregate, fmt, modes_covered, pm, ratio, spread, table
 
 Row = dict[str, Any]
 
-TOYS = ("moons", "8gaussians", "checkerboard", "ring")
-MOVED_TOYS = tuple(move.label(toy) for toy in TOYS for move in MOVES)  # e.g. "moons ×10"
+TOYS = TOY_NAMES
+MOVED_TOYS = tuple(move.label(toy) for toy in TOYS for move in MOVES)  # e.g. "moons ×10" (Move.label, as Dataset.label)
 
 
 @dataclass(frozen=True)

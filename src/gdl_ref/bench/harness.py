@@ -38,7 +38,7 @@ from torch import nn
 
 from gdl_ref.bench.budgets import Budget, recorded_budget
 from gdl_ref.bench.report import aggregate, tables
-from gdl_ref.data import MOVES, Move
+from gdl_ref.data import DATASETS, MOVES, TOY_NAMES, Dataset, Move
 
 SCHEMA = 2  # 2: rows per seed, paired KL, standard errors, floors over subsets, hparams
 TOY_BUDGET_CAP = 60.0  # with --budget-seconds, toys train for min(S, 60) unless --toy-budget-seconds says otherwise
@@ -190,25 +190,21 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     e.g. ``moons ×10``; the paired KL is against the moved density, and the samples are moved back
     before their distances are measured, so those compare with the toy's own rows.
     """
+    from gdl_ref.data import dataset
     from gdl_ref.evaluate import bound_label, evaluate_density, evaluate_samples
     from gdl_ref.models import registry as families
-    from gdl_ref.data import load
     from gdl_ref.sampling import draw
     from gdl_ref.train import fit, recipe
 
-    if move is not None and data == "digits":
-        raise ValueError("move: only a 2-D toy can be moved, not digits")
+    values = dataset(data, move)  # the splits (moved), the true density, the map back: made once
     torch.manual_seed(seed)
     model = peer.build(data) if peer is not None else families.build(family, data)
-    train_x, val_x, test_x = load(data, "train"), load(data, "val"), load(data, "test")
-    if move is not None:
-        train_x, val_x = move.apply(train_x), move.apply(val_x)
     recipe = {**recipe(family, data), **({"batch_size": batch_size} if batch_size else {})}
     result: dict[str, Any] = {
         "family": peer.pairs_with if peer else family,
         "model": peer.name if peer else model_name(model),
         "peer": peer is not None,
-        "data": move.label(data) if move else data,
+        "data": values.label,
         "seed": seed,
         "params": sum(p.numel() for p in model.parameters()),
         "device": device,
@@ -218,11 +214,11 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
         "budget_steps": budget.steps,
         "batch_size": recipe["batch_size"],
         "recipe": recipe,
-        "bound": bound_label(model, data),
+        "bound": bound_label(model),
     }
     if peer is not None and peer.note:
         result["note"] = peer.note
-    history = fit(model, train_x, val_data=val_x if recipe.get("patience") else None, seconds=budget.seconds,
+    history = fit(model, values.train.clone(), val_data=values.val if recipe.get("patience") else None, seconds=budget.seconds,
                   steps=budget.steps, seed=seed, device=device, amp=device.startswith("cuda"), progress=False, **recipe)
     model.to(device)
     result["steps"] = int(history.steps)
@@ -232,12 +228,12 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     result["best_step"] = history.best_step
     result["train_examples_per_s"] = history.steps * recipe["batch_size"] / max(history.seconds, 1e-9)
 
-    n = min(eval_samples or len(test_x), len(test_x))
+    n = min(eval_samples or len(values.test), len(values.test))
     start = time.perf_counter()
     if move is not None:
         result.update(toy=data, move={"scale": move.scale, "shift": move.shift})
     if result["bound"] is not None:
-        result.update(evaluate_density(model, data, examples=n, seed=seed + 1, device=device, move=move).to_dict())
+        result.update(evaluate_density(model, values, examples=n, seed=seed + 1, device=device).to_dict())
     result["eval_seconds"] = time.perf_counter() - start
 
     _sync(device)
@@ -246,15 +242,15 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     _sync(device)
     result["sample_seconds"] = time.perf_counter() - start
     result["sample_examples_per_s"] = n / max(result["sample_seconds"], 1e-9)
-    result.update(evaluate_samples(move.undo(samples) if move else samples, data, seed=seed).to_dict())
+    result.update(evaluate_samples(samples, values, seed=seed).to_dict())
     variants = getattr(model, "sampler_variants", None)
     if callable(variants):
-        result["samplers"] = _sampler_sweep(model, variants(), result, data, n, seed, device, move)
+        result["samplers"] = _sampler_sweep(model, variants(), result, values, n, seed, device)
     return result
 
 
 def _sampler_sweep(model: nn.Module, variants: dict[str, dict[str, Any]], default: dict[str, Any],
-                   data: str, n: int, seed: int, device: str, move: Move | None = None) -> list[dict[str, Any]]:
+                   data: Dataset, n: int, seed: int, device: str) -> list[dict[str, Any]]:
     """Sample quality and speed of each sampler of ``model.sampler_variants()`` (label -> sample keywords).
 
     The first variant is the model's default sampler, already scored in ``default``; the others draw
@@ -277,7 +273,7 @@ def _sampler_sweep(model: nn.Module, variants: dict[str, dict[str, Any]], defaul
         _sync(device)
         row["sample_seconds"] = time.perf_counter() - start
         row["sample_examples_per_s"] = n / max(row["sample_seconds"], 1e-9)
-        sampled = evaluate_samples(move.undo(samples) if move else samples, data, seed=seed).to_dict()
+        sampled = evaluate_samples(samples, data, seed=seed).to_dict()
         row.update({k: v for k, v in sampled.items() if k.startswith("sample_quality")})
         rows.append(row)
     return rows
@@ -295,10 +291,8 @@ def valid_families() -> list[str]:
 
 
 def valid_data() -> list[str]:
-    """digits and the 2-D toys."""
-    from gdl_ref.models import registry as families
-
-    return list(families.datasets())
+    """digits and the 2-D toys (``gdl_ref.data.DATASETS``)."""
+    return list(DATASETS)
 
 
 def plan(family: str, data: list[str] | None) -> list[tuple[str, str]]:
@@ -337,7 +331,7 @@ def jobs(pairs: list[tuple[str, str]], seeds: tuple[int, ...] = (0,), peers: lis
     for p in peers or []:
         runs += [(p.pairs_with, d, p.name, None) for f, d in pairs if f == p.pairs_with and d in p.data]
     if moved:
-        runs += [(f, d, None, m) for f, d in pairs if f in MOVED_FAMILIES and d != "digits" for m in MOVES]
+        runs += [(f, d, None, m) for f, d in pairs if f in MOVED_FAMILIES and d in TOY_NAMES for m in MOVES]
     return [Job(f, d, seed, peer, move) for f, d, peer, move in runs for seed in seeds]
 
 
@@ -405,7 +399,7 @@ def bench(pairs: list[tuple[str, str]], budget: Budget | BudgetOf = recorded_bud
     by_name = {p.name: p for p in peers or []}
     options = {"device": device, "batch_size": batch_size, "eval_samples": eval_samples}
     rows: dict[int, dict[str, Any]] = {}
-    parallel = [i for i, j in enumerate(todo) if j.data != "digits"] if toy_workers > 1 else []
+    parallel = [i for i, j in enumerate(todo) if j.data in TOY_NAMES] if toy_workers > 1 else []
     for i, job in enumerate(todo):
         if i not in parallel:
             rows[i] = run_job(job, budget_of(job.family, job.data), by_name, log=log, **options)
@@ -551,7 +545,7 @@ def budgets(args: argparse.Namespace) -> BudgetOf:
         return recorded_budget
     toy_seconds = args.toy_budget_seconds or (min(seconds, TOY_BUDGET_CAP) if seconds else None)
     digits, toys = Budget(seconds, steps), Budget(toy_seconds, steps)
-    return lambda family, data: digits if data == "digits" else toys
+    return lambda family, data: toys if data in TOY_NAMES else digits
 
 
 def main(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar
 
 from torch import nn
 
-from gdl_ref.data import TOY_NAMES
+from gdl_ref.data import DATASETS
 from gdl_ref.models.config_fields import check_fields
 
 __all__ = ["FAMILIES", "FamilyConfig", "names", "module", "register", "build", "family_of", "datasets"]
@@ -46,7 +46,7 @@ def names() -> tuple[str, ...]:
 
 def datasets() -> list[str]:
     """The data sets every family builds for: "digits" and the 2-D toys."""
-    return ["digits", *TOY_NAMES]
+    return list(DATASETS)
 
 
 def module(family: str) -> ModuleType:
@@ -99,8 +99,8 @@ class FamilyConfig:
     with what differs on the 2-D toys, and ``recipe`` with how ``fit`` trains it.
     """
 
-    data: str = "digits"  # "digits" or a 2-D toy name (gdl_ref.data.TOY_NAMES)
-    DATA: ClassVar[tuple[str, ...]] = ("digits", *TOY_NAMES)  # the data sets the family builds for
+    data: str = "digits"  # a name of gdl_ref.data.DATASETS
+    DATA: ClassVar[tuple[str, ...]] = DATASETS  # the data sets the family builds for
 
     RANGES: ClassVar[dict[str, tuple[float, float]]] = {}  # {field: (low, high)} where the default range is wrong
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}  # {field: the strings it may hold}
