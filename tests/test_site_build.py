@@ -167,6 +167,10 @@ def test_mkdocs_renders_each_notebook_page_with_mkdocs_jupyter(built_site: SiteB
         assert _off_site(html) == [], f"{name}: fetched from elsewhere: {_off_site(html)}"
         assert "text/x-mathjax-config" not in html and "mermaid.esm" not in html
         assert 'href="../%s.ipynb">Download this notebook</a>' % name in html
+        # The template's styles are one stylesheet of the site, which every notebook page links.
+        sheets = re.findall(r'<link rel="stylesheet" href="(\.\./\.\./assets/notebooks/notebook-\w+\.css)">', html)
+        assert len(sheets) == 1 and (built_site.site_dir / "notebooks" / name / sheets[0]).resolve().is_file(), name
+        assert "<style" not in wrapper and len(html) < 200_000, f"{name}: {len(html)} bytes"
 
 
 class _Article(HTMLParser):

@@ -135,7 +135,8 @@ def test_the_plugin_renders_the_copy_and_the_hook_leaves_nothing_that_leaves_the
     source.write_text(nbformat.writes(page), encoding="utf-8")
     rendered = convert.nb2html(str(source), execute=False, include_requirejs=False, custom_mathjax_url="")
     assert "text/x-mathjax-config" in rendered and "mermaid.esm" in rendered, "what the template adds (if not: simplify the hook)"
-    html = notebook_html(rendered, _figure_texts(str(source)))
+    html, css = notebook_html(rendered, _figure_texts(str(source)))
+    assert "<style" not in html and ".jupyter-wrapper" in css and "data-md-color-scheme=slate" in css, "dark mode"
     assert '<div class="jupyter-wrapper">' in html and len(re.findall(r"<clipboard-copy\b", html)) == 2
     scripts = re.findall(r"<script\b[^>]*>", html)
     assert scripts and all("src=" not in tag for tag in scripts), scripts

@@ -14,11 +14,14 @@ rebuild does not trigger another.
 (:data:`gdl_ref.site.notebooks.PAGE_COPIES`), under the same ``src_uri``, so the page keeps its
 address and its place in the navigation, and the plugin (``execute: false``) renders it.
 :func:`on_page_content` then removes what the plugin's template adds that would leave the site
-(the MathJax and Mermaid loaders: the math is MathML already) and gives each figure its text.
+(the MathJax and Mermaid loaders: the math is MathML already), gives each figure its text, and moves
+the template's styles (some 590 kB, the same on every notebook page) into one stylesheet of the site,
+``assets/notebooks/notebook-HASH.css``, that each notebook page links and a reader's browser keeps.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -27,6 +30,8 @@ from typing import Any
 
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
+from mkdocs.utils import get_relative_url
+
 
 from gdl_ref.site.notebooks import PAGE_COPIES
 from gdl_ref.site.prepare import prepare  # absolute: MkDocs loads this file by its path
@@ -43,6 +48,11 @@ LOADERS = (
     re.compile(r"<script\b[^>]*\bsrc=\"(?:https?:)?//[^\"]*\"[^>]*>\s*</script>\s*", re.I),
 )
 IMG = re.compile(r"<img\b[^>]*>", re.I)
+STYLE = re.compile(r"<style\b[^>]*>(.*?)</style>\s*", re.I | re.S)
+STYLESHEETS = "assets/notebooks"  # in the site: the notebook pages' stylesheet, named by its content
+
+# The stylesheets this build's notebook pages link, by their path in the site: written after the build.
+_stylesheets: dict[str, str] = {}
 
 
 def _root(config: Any) -> Path:
@@ -51,6 +61,7 @@ def _root(config: Any) -> Path:
 
 def on_pre_build(config: Any) -> None:
     """mkdocs hook: the downloads and notebook pages, before MkDocs collects ``docs/``."""
+    _stylesheets.clear()
     prepare(_root(config), quiet=True)
 
 
@@ -89,10 +100,13 @@ def _figure_texts(source: str) -> dict[str, str]:
     return texts
 
 
-def notebook_html(content: str, figure_texts: dict[str, str]) -> str:
-    """The plugin's HTML without the script loaders, each figure with its alternative text."""
+def notebook_html(content: str, figure_texts: dict[str, str]) -> tuple[str, str]:
+    """The plugin's HTML without the script loaders and the styles, each figure with its alternative
+    text; and the styles, as one stylesheet."""
     for loader in LOADERS:
         content = loader.sub("", content)
+    styles = [match.group(1).strip() for match in STYLE.finditer(content)]
+    content = STYLE.sub("", content)
 
     def alt(match: re.Match[str]) -> str:
         tag = match.group(0)
@@ -103,11 +117,22 @@ def notebook_html(content: str, figure_texts: dict[str, str]) -> str:
         tag = re.sub(r'\salt="[^"]*"', "", tag)
         return tag.replace("<img", f'<img alt="{html.escape(text)}"', 1)
 
-    return IMG.sub(alt, content)
+    return IMG.sub(alt, content), "\n\n".join(styles) + "\n"
 
 
 def on_page_content(content: str, page: Any, config: Any, files: Files) -> str:
-    """mkdocs hook: a notebook page as :func:`notebook_html` leaves it."""
+    """mkdocs hook: a notebook page as :func:`notebook_html` leaves it, linking its stylesheet."""
     if not _is_notebook_page(page, config):
         return content
-    return notebook_html(content, _figure_texts(page.file.abs_src_path))
+    content, css = notebook_html(content, _figure_texts(page.file.abs_src_path))
+    path = f"{STYLESHEETS}/notebook-{hashlib.sha256(css.encode()).hexdigest()[:12]}.css"
+    _stylesheets[path] = css
+    return f'<link rel="stylesheet" href="{get_relative_url(path, page.url)}">\n{content}'
+
+
+def on_post_build(config: Any) -> None:
+    """mkdocs hook: write the notebook pages' stylesheet(s) into the site."""
+    for path, css in _stylesheets.items():
+        target = Path(config["site_dir"]) / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(css, encoding="utf-8")  # as MkDocs writes the site's files (readable by a server)
