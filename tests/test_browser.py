@@ -523,6 +523,46 @@ def test_a_family_page_offers_its_runnable_blocks_as_a_notebook(desktop: Session
     assert len(code) > 1
 
 
+# What a notebook page shows: its scheme, the colour of its first code cell's text, and each figure's
+# loaded width. MkDocs renders the page with mkdocs-jupyter (.jp-InputArea-editor), Zensical from Markdown.
+NOTEBOOK_JS = """
+() => {
+  const code = document.querySelector('article .jp-InputArea-editor pre, article .highlight pre');
+  return {
+    scheme: document.body.getAttribute('data-md-color-scheme'),
+    text: code ? getComputedStyle(code).color : null,
+    figures: [...document.querySelectorAll('article img')].map(img => img.complete ? img.naturalWidth : 0),
+  };
+}
+"""
+
+
+def _luminance(rgb: str) -> float:
+    red, green, blue = (int(x) for x in re.findall(r"\d+", rgb)[:3])
+    return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_a_notebook_page_shows_its_figures_in_light_and_dark(browser: Any, server: SiteServer, site_dir: Path,
+                                                             scheme: str) -> None:
+    """Each figure loads, and the code follows the reader's scheme: dark text on light, light on dark."""
+    page = "notebooks/vae/"
+    if not (site_dir / page / "index.html").is_file():
+        pytest.skip(f"{page} is not built yet")
+    session = Session(browser, server, viewport=DESKTOP, color_scheme=scheme)
+    try:
+        state = session.open(page).evaluate(NOTEBOOK_JS)
+        assert state["scheme"] == ("slate" if scheme == "dark" else "default")
+        assert state["text"], f"{page}: no code cell"
+        light_text = _luminance(state["text"]) > 0.5
+        assert light_text == (scheme == "dark"), f"{page}: code text {state['text']} in the {scheme} scheme"
+        assert len(state["figures"]) >= 4 and all(width > 0 for width in state["figures"]), state["figures"]
+        assert session.report.console_errors == [] and session.report.failed_requests == []
+        assert session.report.external_requests == []
+    finally:
+        session.close()
+
+
 def test_a_card_says_how_to_report_it_and_what_verified_it(desktop: Session, site_dir: Path) -> None:
     if not (site_dir / CHAPTER / "index.html").is_file():
         pytest.skip(f"{CHAPTER} is not built yet")

@@ -1,7 +1,7 @@
 """Writing the build's generated files: whole or not at all, only when changed, and tidied after.
 
-The build steps write into two git-ignored folders under ``docs/`` (``downloads/`` and
-``notebooks/``). :class:`GeneratedFolder` writes each file through a temporary sibling and a rename,
+The build steps write into git-ignored folders (``docs/downloads/``, ``docs/notebooks/`` and
+``.cache/notebook-pages/``). :class:`GeneratedFolder` writes each file through a temporary sibling and a rename,
 leaves a file alone when its bytes are unchanged (so ``mkdocs serve`` does not rebuild in a loop),
 and removes the files that it wrote on the previous run but not on this one (a renamed notebook
 leaves no orphan). Files it did not write, it never touches.

@@ -27,7 +27,7 @@ from gdl_site.cards.mathml import MathError, to_mathml
 
 from .errors import SiteError
 
-__all__ = ["MathExtension", "makeExtension", "render_math"]
+__all__ = ["MathExtension", "makeExtension", "math_html", "render_math"]
 
 INLINE = re.compile(r'<span class="arithmatex">\\\((.*?)\\\)</span>', re.DOTALL)
 BLOCK = re.compile(r'<div class="arithmatex">\\\[(.*?)\\\]</div>', re.DOTALL)
@@ -42,6 +42,16 @@ def line_of(tex: str, source: str) -> int:
     return 0
 
 
+def math_html(tex: str, display: bool) -> str:
+    """One formula as the site writes it: MathML in arithmatex's wrapper (``div`` for display math).
+
+    Raises:
+        MathError: the TeX will not render (see :func:`gdl_site.cards.mathml.to_mathml`).
+    """
+    tag = "div" if display else "span"
+    return f'<{tag} class="arithmatex">{to_mathml(tex, display=display)}</{tag}>'
+
+
 def render_math(content: str, source: str = "") -> str:
     """Replace arithmatex's generic TeX wrappers in the HTML ``content`` with MathML.
 
@@ -52,11 +62,9 @@ def render_math(content: str, source: str = "") -> str:
     def convert(match: re.Match[str], display: bool) -> str:
         tex = html.unescape(match.group(1))
         try:
-            mathml = to_mathml(tex, display=display)
+            return math_html(tex, display)
         except MathError as error:
             raise SiteError(f"line {line_of(tex, source)}: math will not render: {error}") from None
-        tag = "div" if display else "span"
-        return f'<{tag} class="arithmatex">{mathml}</{tag}>'
 
     content = BLOCK.sub(lambda m: convert(m, True), content)
     return INLINE.sub(lambda m: convert(m, False), content)

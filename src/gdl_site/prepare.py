@@ -1,13 +1,14 @@
 """The site's build step, run before either builder: ``python -m gdl_site.prepare``.
 
 MkDocs runs it itself (``on_pre_build`` in :mod:`gdl_site.hooks`); Zensical runs no hooks, so
-its documented command runs it first. It writes only into two git-ignored folders under ``docs/``:
+its documented command runs it first. It writes only into git-ignored folders, two of them under ``docs/``:
 
 * ``docs/downloads/``: the Anki deck, the CSV and the CrowdAnki JSON of every card (:func:`gdl_site.cards.export.export_cards`),
   one notebook per family page with its runnable blocks (:mod:`gdl_site.page_notebooks`), and the
   Study page's cards and scheduler under ``study/`` (:mod:`gdl_site.study`);
 * ``docs/notebooks/``: one Markdown page per notebook of ``notebooks/``, executed (or taken from the
-  cache) with its figures (:mod:`gdl_site.notebooks`).
+  cache) with its figures (:mod:`gdl_site.notebooks`); and, outside ``docs/``, in
+  ``.cache/notebook-pages/``, the same notebook as the page that MkDocs renders with mkdocs-jupyter.
 
 Before any of that it checks every embed of every page (:mod:`gdl_site.embeds`), so a missing
 section or a path that leaves the repository stops the build with ``file:line: why``. Each file is

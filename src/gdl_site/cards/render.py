@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote
@@ -27,7 +28,7 @@ from .fences import classify
 from .model import Card, Problem
 from .syntax import BLOCKS, DOCS, INLINE_DOLLAR
 
-__all__ = ["readable_markdown", "protect_math", "to_html", "ship_figures", "media_name", "MEDIA_PREFIX"]
+__all__ = ["readable_markdown", "anki_math", "protect_math", "to_html", "ship_figures", "media_name", "MEDIA_PREFIX"]
 
 # latex2mathml knows \argmax and \argmin; MathJax (in Anki) spells them with \operatorname*.
 MATHJAX = {r"\argmax": r"\operatorname*{arg\,max}", r"\argmin": r"\operatorname*{arg\,min}"}
@@ -65,13 +66,19 @@ def readable_markdown(text: str, root: Path) -> str:
     return "\n".join(out)
 
 
-def protect_math(text: str, root: Path) -> tuple[str, list[str]]:
-    """Replace each formula outside code by a placeholder; return the text and the Anki math."""
+def anki_math(tex: str, display: bool) -> str:
+    """A formula as Anki's MathJax reads it: ``\\(...\\)`` or ``\\[...\\]``, its TeX escaped for HTML."""
+    tex = MATHJAX_SPELLING.sub(lambda m: MATHJAX[m.group(0)], tex)
+    return ("\\[" if display else "\\(") + html.escape(tex, quote=False) + ("\\]" if display else "\\)")
+
+
+def protect_math(text: str, root: Path, write: Callable[[str, bool], str] = anki_math) -> tuple[str, list[str]]:
+    """Replace each formula outside code by a placeholder ``GDLMATH<n>X``; return the text and each
+    formula as ``write(tex, display)`` gives it (by default, the Anki math)."""
     maths: list[str] = []
 
     def keep(tex: str, display: bool) -> str:
-        tex = MATHJAX_SPELLING.sub(lambda m: MATHJAX[m.group(0)], tex)
-        maths.append(("\\[" if display else "\\(") + html.escape(tex, quote=False) + ("\\]" if display else "\\)"))
+        maths.append(write(tex, display))
         return f"GDLMATH{len(maths) - 1}X"
 
     fenced = {k for f in classify(text, "<card>", root) for k in range(f.line, f.end_line + 1)}
