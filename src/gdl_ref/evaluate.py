@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from gdl_ref import data as gdata
 from gdl_ref import metrics
+from gdl_ref.eval_mode import evaluation
 from gdl_ref.likelihood import Bound, bits_per_dim
 from gdl_ref.sampling import draw
 
@@ -124,27 +125,21 @@ class DensityResult:
         return out
 
 
-@torch.no_grad()
 def evaluate_density(model: nn.Module, data: gdata.Dataset, *, examples: int | None = None, seed: int = 0,
                      device: str | torch.device = "cpu", batch: int = EVAL_BATCH) -> DensityResult:
     """Score ``model.log_prob`` on the test split of ``data`` (its first ``examples`` rows).
 
-    Monte-Carlo bounds (dequantisation noise, the ELBO's draws) run under ``torch.manual_seed(seed)`` in a
-    forked random state; the model is evaluated in eval mode and returned to its previous mode. A moved
+    Monte-Carlo bounds (dequantisation noise, the ELBO's draws) run seeded with ``seed`` in a random state
+    forked on the CPU and the model's CUDA devices (``eval_mode.evaluation``); the model is evaluated in eval
+    mode, without gradients, and each submodule is returned to its previous mode. A moved
     toy is scored on its moved test split against the moved density.
     """
     bound = bound_of(model)
     if bound is None:
         raise TypeError(f"{type(model).__name__} reports no likelihood (no log_prob with a bound)")
     x = data.test[: examples or len(data.test)]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            log_q = torch.cat([model.log_prob(chunk.to(device)).double().cpu() for chunk in x.split(batch)])  # (N,)
-    finally:
-        model.train(was_training)
+    with evaluation(model, seed, no_grad=True):
+        log_q = torch.cat([model.log_prob(chunk.to(device)).double().cpu() for chunk in x.split(batch)])  # (N,)
     nll, nll_se = mean_and_stderr(-log_q)
     fields: dict[str, Any] = {}
     if data.images:

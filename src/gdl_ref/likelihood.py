@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gdl_ref.eval_mode import evaluation
+
 __all__ = ["Bound", "DensityModel", "DensityModule", "evaluating", "LOG_2PI", "normal_log_density", "log_normal",
            "log1mexp", "discretised_gaussian_log_prob", "discretised_logistic_log_prob", "dequantized_nll",
            "bits_per_dim"]
@@ -62,16 +64,13 @@ Method = TypeVar("Method", bound=Callable[..., object])
 # --8<-- [start:evaluating]
 def evaluating(method: Method) -> Method:
     """Run a module's method in eval mode (dropout off, batch norm on its running statistics), then put back
-    the mode the module was in: a score or a sample must not depend on whether training was under way."""
+    the mode each submodule was in: a score or a sample must not depend on whether training was under way.
+    The method draws from the caller's random stream (``evaluation(self, fork=False)``)."""
 
     @functools.wraps(method)
     def wrapper(self: nn.Module, *args: object, **kwargs: object) -> object:
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluation(self, fork=False):
             return method(self, *args, **kwargs)
-        finally:
-            self.train(was_training)
 
     return wrapper  # type: ignore[return-value]
 # --8<-- [end:evaluating]

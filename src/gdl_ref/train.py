@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from gdl_ref import distributed, run_lock
 from gdl_ref.models import registry
 from gdl_ref.checkpoint import load_checkpoint, save_checkpoint
+from gdl_ref.eval_mode import evaluation
 from gdl_ref.train_state import (EMA, History, TrainState, build_optimizers, count_steps, epoch_permutation,
                                  optimizer_hparams, rng_state, seed_everything)
 
@@ -63,26 +64,20 @@ def _as_tuple(data: Data, what: str) -> tuple[Tensor, ...]:
     return tensors
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, data: Data, *, batch_size: int = 256, device: str | torch.device = "cpu",
              seed: int = 0) -> float:
     """Mean ``model.loss`` over ``data`` (weighted by batch size), eval mode, no grad, own RNG stream.
 
-    Runs under ``torch.random.fork_rng`` seeded with ``seed``: a stochastic loss (dequantisation noise,
+    Runs under ``eval_mode.evaluation`` seeded with ``seed``: a stochastic loss (dequantisation noise,
     sampled time steps) gives the same value every call and leaves the training RNG untouched.
     """
     tensors = _as_tuple(data, "val_data")
-    was_training = model.training
-    model.eval()
     total, n = 0.0, 0
-    devices = [torch.device(device)] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    with evaluation(model, seed, no_grad=True):
         for i in range(0, len(tensors[0]), batch_size):
             batch = tuple(t[i:i + batch_size].to(device) for t in tensors)
             total += float(model.loss(*batch)) * len(batch[0])
             n += len(batch[0])
-    model.train(was_training)
     return total / n
 
 
