@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from gdl_ref.records import loadavg
+
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED = ("docs/downloads", "docs/notebooks")  # the build step's output
 NOTEBOOK_CACHE = ".cache/notebooks"
@@ -67,14 +69,14 @@ def _size(folder: Path) -> tuple[int, int]:
 def measure(builder: str, repeat: int, keep_notebooks: bool) -> dict:
     _clear(keep_notebooks)
     site_dir = ROOT / ".cache" / f"bench-site-{builder}"  # inside the project: Zensical writes nowhere else
-    load_before = os.getloadavg()[0]
+    load_before = (loadavg() or (None,))[0]
     cold = _build(builder, site_dir)
     warm = [_build(builder, site_dir) for _ in range(repeat)]
     size, count = _size(site_dir)
     shutil.rmtree(site_dir, ignore_errors=True)
     return {"builder": builder, "notebooks_executed_in_cold_build": not keep_notebooks, "cold_s": round(cold, 1), "warm_s": round(statistics.median(warm), 1),
             "warm_range_s": [round(min(warm), 1), round(max(warm), 1)], "warm_runs": repeat,
-            "size_bytes": size, "files": count, "loadavg_1min_at_start": round(load_before, 2)}
+            "size_bytes": size, "files": count, "loadavg_1min_at_start": load_before}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         low, high = row["warm_range_s"]
         print(f"{row['builder']:<10} {row['cold_s']:>8} {row['warm_s']:>8} {f'{low}-{high}':>12} "
-              f"{row['size_bytes'] / 1e6:>8.1f} {row['files']:>6} {row['loadavg_1min_at_start']:>5}")
+              f"{row['size_bytes'] / 1e6:>8.1f} {row['files']:>6} {str(row['loadavg_1min_at_start']):>5}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -56,7 +56,7 @@ def test_save_load_roundtrip_through_the_registry(tmp_path, tiny_family):
     meta = json.loads((path / "meta.json").read_text())
     assert meta["family"] == "tiny" and meta["data"] == "ring" and meta["step"] == 7
     assert meta["config"] == {"data": "ring", "hidden": 5, "sizes": [3, 4]}
-    assert set(meta["versions"]) == {"gdl_ref", "torch", "python"} and meta["metrics"]["nll"] == 1.5
+    assert set(meta["versions"]) == {"gdl-ref", "torch", "python"} and meta["metrics"]["nll"] == 1.5
     loaded = checkpoint.load_model(path)
     assert isinstance(loaded, Tiny) and not loaded.training and loaded.config == model.config
     for k, v in model.state_dict().items():

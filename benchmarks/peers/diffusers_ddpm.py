@@ -12,7 +12,6 @@ https://github.com/huggingface/diffusers.
 
 from __future__ import annotations
 
-import diffusers
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from torch import Tensor, nn
@@ -20,6 +19,7 @@ from torch import Tensor, nn
 from gdl_ref import data as gdata
 from gdl_ref.bench import Peer
 from gdl_ref.models.diffusion import DiffusionConfig
+from gdl_ref.records import versions
 
 SCHEDULES = {"cosine": "squaredcos_cap_v2", "linear": "linear"}
 
@@ -63,15 +63,11 @@ class DiffusersDDPM(nn.Module):
         return gdata.signed_to_levels(x)  # (n, 1, 8, 8) levels
 
 
-def _versions() -> dict[str, str]:
-    return {"diffusers": diffusers.__version__}
-
-
 def _build(data: str) -> DiffusersDDPM:
     if data != "digits":
         raise ValueError(f"the diffusers peer models digits only, got {data!r}")
     return DiffusersDDPM()
 
 
-PEERS = [Peer("diffusers DDPM", "diffusion", ("digits",), _build, _versions,
+PEERS = [Peer("diffusers DDPM", "diffusion", ("digits",), _build, lambda: versions("diffusers"),
               note="sample quality only: diffusers gives no NLL or variational bound")]

@@ -27,6 +27,7 @@ from gdl_ref import data as gdata
 from gdl_ref.likelihood import Bound
 from gdl_ref.bench import Peer
 from gdl_ref.models.flows import FlowConfig, from_logit, to_logit
+from gdl_ref.records import versions
 
 LOGIT_ALPHA = FlowConfig.logit_alpha  # ours, so both flows see the same v
 # (transforms, hidden layer widths): toys and digits
@@ -66,12 +67,8 @@ class ZukoFlow(nn.Module):
         return gdata.quantize(from_logit(v, LOGIT_ALPHA)).view(n, *gdata.DIGIT_SHAPE)
 
 
-def _versions() -> dict[str, str]:
-    return {"zuko": zuko.__version__}
-
-
 DATA = ("digits", *gdata.TOY_NAMES)
 PEERS = [
-    Peer("zuko NSF", "flow", DATA, lambda data: ZukoFlow("nsf", data), _versions),
-    Peer("zuko MAF", "flow", DATA, lambda data: ZukoFlow("maf", data), _versions),
+    Peer("zuko NSF", "flow", DATA, lambda data: ZukoFlow("nsf", data), lambda: versions("zuko")),
+    Peer("zuko MAF", "flow", DATA, lambda data: ZukoFlow("maf", data), lambda: versions("zuko")),
 ]

@@ -28,7 +28,6 @@ import json
 import os
 import pickle
 import re
-import platform
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,6 +42,7 @@ from safetensors.torch import save as dump_safetensors
 from torch import Tensor, nn
 
 from gdl_ref.bounded_io import FileTooLarge, read_limited
+from gdl_ref.records import jsonable, versions
 
 __all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint", "load_model", "load_weights",
            "update_meta", "state_to_cpu", "model_meta", "is_checkpoint", "read_meta", "safetensors_shapes"]
@@ -70,26 +70,6 @@ class Checkpoint:
 def state_to_cpu(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Detached, contiguous CPU copies (safetensors refuses shared or strided storage)."""
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-
-
-def _versions() -> dict[str, str]:
-    import gdl_ref
-
-    return {"gdl_ref": gdl_ref.__version__, "torch": torch.__version__, "python": platform.python_version()}
-
-
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Tensor):
-        return value.tolist()
-    if isinstance(value, float) and value != value:  # NaN is not JSON
-        return None
-    return value
 
 
 def model_meta(model: nn.Module) -> dict[str, Any]:
@@ -188,7 +168,7 @@ def _digest(data: bytes) -> dict[str, Any]:
 
 
 def _json_bytes(value: dict[str, Any]) -> bytes:
-    return (json.dumps(_jsonable(value), indent=2) + "\n").encode()
+    return (json.dumps(jsonable(value), indent=2) + "\n").encode()
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, *, step: int = 0,
@@ -213,7 +193,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, step: int = 0,
         torch.save(train_state, buffer)
         payload["train_state.pt"] = buffer.getvalue()
     info = {"format": FORMAT, "format_version": FORMAT_VERSION, **model_meta(model), "step": int(step),
-            "versions": _versions(), **(meta or {}), "files": {k: _digest(v) for k, v in payload.items()}}
+            "versions": versions(), **(meta or {}), "files": {k: _digest(v) for k, v in payload.items()}}
     payload["meta.json"] = _json_bytes(info)
     new = _sibling(path, "tmp")
     try:
@@ -230,7 +210,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, step: int = 0,
 def update_meta(path: str | Path, **entries: Any) -> dict[str, Any]:
     """Add entries (e.g. metrics=...) to a checkpoint's meta.json, replacing it in one rename; return it."""
     file = Path(path) / "meta.json"
-    meta = {**_read_meta(file), **_jsonable(entries)}
+    meta = {**_read_meta(file), **jsonable(entries)}
     tmp = _sibling(file, "tmp")
     try:
         _write_file(tmp, _json_bytes(meta), shown=file)
@@ -454,9 +434,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", family: str
         raise CheckpointError(f"{meta_file}: a {found} checkpoint, not {family}")
     if not isinstance(config, dict | None):
         raise CheckpointError(f"{meta_file}: 'config' is a {type(config).__name__}, not an object of fields")
-    # JSON turned tuples into lists; config fields hold tuples (immutable dataclass defaults)
-    config = {k: tuple(v) if isinstance(v, list) else v for k, v in (config or {}).items()}
     try:
+        config = families.fields_from_json(found, data, config or {})  # JSON's lists back to the fields' tuples
         with torch.device("meta"):  # shapes only: a config that implies a huge model allocates nothing here
             skeleton = families.build(found, data, **config)
     except (TypeError, ValueError) as err:

@@ -443,10 +443,9 @@ def _train(args: argparse.Namespace, out: Path) -> int:
         every, samples = args.checkpoint_every, args.samples
     run.update(budget=budget, checkpoint_every=every, samples=samples)
     family, data_name, seed = run["family"], run["data"], run["seed"]
-    # JSON turned tuples into lists; config fields hold tuples (immutable dataclass defaults)
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in run["overrides"].items()}
     torch.manual_seed(seed)
     try:
+        overrides = families.fields_from_json(family, data_name, run["overrides"])  # JSON's lists as tuples
         model = families.build(family, data_name, **overrides)
     except (TypeError, ValueError) as err:
         raise UsageError(str(err)) from None

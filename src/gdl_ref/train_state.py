@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from gdl_ref.checkpoint import Checkpoint, load_weights
+from gdl_ref.records import from_json
 
 __all__ = ["History", "EMA", "TrainState", "build_optimizers", "optimizer_hparams", "seed_everything",
            "epoch_permutation", "count_steps", "rng_state"]
@@ -248,8 +249,7 @@ class TrainState:
             self.ema.shadow = {k: v.to(device) for k, v in part["ema"].items()}
         self.best = {k: v.to(device) for k, v in part["best"].items()} or None
         h = ts["history"]
-        self.history = History(h["steps"], h["seconds"], list(h["train"]), [tuple(v) for v in h["val"]],
-                               h["best_val"], h["best_step"], optimizer_steps=dict(h.get("optimizer_steps", {})))
+        self.history = from_json(History, h)  # the validation record's (step, loss) pairs back as tuples
         self.bad_evals = ts["bad_evals"]
         self.window = defaultdict(list, {k: list(v) for k, v in ts["window"].items()})
         saved_rng = [ts["rng"]] if isinstance(ts["rng"], dict) else ts["rng"]  # a dict: one process's state

@@ -20,7 +20,6 @@ adapters live in the repository's ``benchmarks/peers/`` and are imported only wh
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as _dt
 import importlib.util
 import json
@@ -36,9 +35,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from gdl_ref import records
 from gdl_ref.bench.budgets import Budget, recorded_budget
 from gdl_ref.bench.report import aggregate, tables
 from gdl_ref.data import DATASETS, MOVES, TOY_NAMES, Dataset, Move
+from gdl_ref.records import jsonable, loadavg
 
 SCHEMA = 2  # 2: rows per seed, paired KL, standard errors, floors over subsets, hparams
 TOY_BUDGET_CAP = 60.0  # with --budget-seconds, toys train for min(S, 60) unless --toy-budget-seconds says otherwise
@@ -86,13 +87,6 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (OSError, AttributeError):
-        return None
-
-
 def machine_info(device: str) -> dict[str, Any]:
     """CPU model, core count, torch threads, load average (1, 5, 15 min) and GPU name if any."""
     info: dict[str, Any] = {
@@ -100,7 +94,7 @@ def machine_info(device: str) -> dict[str, Any]:
         "cpu": _cpu_model(),
         "logical_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "loadavg_start": _loadavg(),
+        "loadavg_start": loadavg(),
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
@@ -108,17 +102,9 @@ def machine_info(device: str) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    """Versions of Python, torch, numpy and this package (peers add their own)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import numpy
-
-    try:
-        ours = version("gdl-ref")
-    except PackageNotFoundError:
-        ours = "unknown"
-    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-           "gdl-ref": ours}
+    """Versions of Python, torch, this package and numpy (``records.versions``), CUDA's and the checkout's
+    commit where there are any (peers add their own)."""
+    out = records.versions("numpy")
     if torch.version.cuda:
         out["cuda"] = torch.version.cuda
     commit = _git_commit()
@@ -157,15 +143,6 @@ def model_name(model: nn.Module) -> str:
     return f"{type(model).__name__} ({coupling} couplings)" if coupling else type(model).__name__
 
 
-def _plain(value: Any) -> Any:
-    """A value of an optimiser's param_group as JSON holds it (tensors as numbers, tuples as lists)."""
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    return value if isinstance(value, (int, float, str, bool)) or value is None else repr(value)
-
-
 def what_ran(history: Any) -> dict[str, Any]:
     """The optimisers' hyperparameters (name -> param_group values) and step counts from a ``History``.
 
@@ -173,7 +150,7 @@ def what_ran(history: Any) -> dict[str, Any]:
     """
     hparams = getattr(history, "hparams", None)
     steps = getattr(history, "optimizer_steps", None)
-    return {"hparams": None if hparams is None else {name: {k: _plain(v) for k, v in group.items()}
+    return {"hparams": None if hparams is None else {name: {k: jsonable(v, fallback=repr) for k, v in group.items()}
                                                      for name, group in hparams.items()},
             "optimizer_steps": None if steps is None else {name: int(n) for name, n in steps.items()}}
 
@@ -209,7 +186,7 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
         "params": sum(p.numel() for p in model.parameters()),
         "device": device,
         "torch_threads": torch.get_num_threads(),
-        "loadavg_start": (_loadavg() or [None])[0],  # the 1-minute load average as this run began
+        "loadavg_start": (loadavg() or [None])[0],  # the 1-minute load average as this run began
         "budget_seconds": budget.seconds,
         "budget_steps": budget.steps,
         "batch_size": recipe["batch_size"],
@@ -469,7 +446,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, peers: list[Pee
 
     ``machine`` is ``machine_info`` taken before the run; the load average after it is added here.
     """
-    machine = {**machine, "loadavg_end": _loadavg()}
+    machine = {**machine, "loadavg_end": loadavg()}
     vers = versions()
     for p in peers:
         vers.update(p.versions())
@@ -584,14 +561,6 @@ def main(args: argparse.Namespace) -> int:
     print(tables(rows))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps(doc, indent=2, default=jsonable) + "\n", encoding="utf-8")
         log(f"bench: wrote {args.json}")
     return 1 if any("error" in r for r in rows) else 0
-
-
-def _json_default(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
-        return dataclasses.asdict(value)  # type: ignore[arg-type]
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot store {type(value).__name__} in the benchmark JSON")

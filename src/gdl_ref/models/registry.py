@@ -19,8 +19,9 @@ from torch import nn
 
 from gdl_ref.data import DATASETS
 from gdl_ref.models.config_fields import check_fields
+from gdl_ref.records import from_json, json_fields
 
-__all__ = ["FAMILIES", "FamilyConfig", "names", "module", "register", "build", "family_of", "datasets"]
+__all__ = ["FAMILIES", "FamilyConfig", "names", "module", "register", "build", "fields_from_json", "family_of", "datasets"]
 
 FAMILIES: dict[str, str] = {
     "autoregressive": "gdl_ref.models.autoregressive",
@@ -74,6 +75,20 @@ def build(family: str, data: str, /, **overrides: object) -> nn.Module:
             raise ValueError(f"config says data={overrides['data']!r} but data={data!r} was asked for")
         overrides = {k: v for k, v in overrides.items() if k != "data"}
     return module(family).build(data, **overrides)
+
+
+def fields_from_json(family: str, data: str, mapping: dict[str, Any]) -> dict[str, Any]:
+    """Config fields read back from JSON (``asdict(model.config)`` or overrides) as ``build`` takes them.
+
+    Each value is converted by its field's annotation in the config class of ``family`` on ``data`` (lists
+    back to tuples; ``records.json_fields``); TypeError naming a key that is no field. A family module
+    without ``config_for`` has no annotations to go by: its lists become tuples (config fields hold tuples,
+    immutable dataclass defaults) and its ``build`` checks the rest.
+    """
+    config_for = getattr(module(family), "config_for", None)
+    if config_for is None:
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in mapping.items()}
+    return json_fields(type(config_for(data)), mapping)
 
 
 def family_of(model: nn.Module) -> str | None:
@@ -130,6 +145,12 @@ class FamilyConfig:
         if overrides.get("data", data) != data:
             raise ValueError(f"override data={overrides['data']!r} contradicts data={data!r}")
         return cls(**{**cls.defaults(data), **overrides, "data": data})
+
+    @classmethod
+    def from_json(cls: type[Config], mapping: dict[str, Any]) -> Config:
+        """The config of ``json.loads(json.dumps(dataclasses.asdict(config)))``: each field converted by its
+        annotation (``records.from_json``), then checked; TypeError naming an unknown field."""
+        return from_json(cls, mapping)
 
     @property
     def image(self) -> bool:
