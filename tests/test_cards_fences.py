@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from gdl_site.cards.fences import classify, fence_problems
+from gdl_site.cards.fences import classify, fence_problems, inside_fences
+from gdl_site.page_notebooks import _headings
 
 
 @pytest.fixture
@@ -160,3 +161,18 @@ def test_cards_check_and_the_build_step_report_an_embed_at_the_same_line(tmp_pat
     checked = [str(p) for p in problems if "does not exist" in str(p)]
     built = check_embeds(tmp_path / "docs", tmp_path)
     assert checked == built == ['docs/p.md:6: embedded file "src/none.py" does not exist']
+
+
+def test_inside_fences_marks_each_fence_line_and_nothing_else():
+    text = ("# Title\n```python\nx = 1\n```\n````text\n```\n# not a heading\n````\n"
+            "<!--pytest-codeblocks:bogus-->\ntext ```inline``` here\n~~~\nnever closed\n")
+    lines = text.splitlines()
+    inside = inside_fences(classify(text), len(lines))
+    assert len(inside) == len(lines) + 2 and not inside[0] and not inside[-1]
+    assert [k for k in range(1, len(lines) + 1) if inside[k]] == [2, 3, 4, 5, 6, 7, 8, 11, 12]
+
+
+def test_headings_of_a_notebook_skip_those_inside_fences():
+    text = "# Page\n\n```text\n# a comment\n```\n\n## Part\n~~~~\n### not one\n~~~~\n"
+    lines = text.splitlines()
+    assert _headings(lines, classify(text)) == [(0, 1, "Page"), (6, 2, "Part")]

@@ -135,3 +135,12 @@ def test_ids_the_file_gives_are_kept():
     assert "## Cloning {#cloning}" in result.page
     assert [n.message for n in result.notes] == [
         'id "cloning" is also used at docs/setup.md:12: kept, since the file gives it; two pages cannot both keep it']
+
+
+def test_a_separator_inside_a_fence_stays_in_the_card_and_an_open_fence_is_reported():
+    text = ("#### Rules\nBg.\n\n:p Q?\n??x\n```text\n---\n#### not a title\n```\nx??\n\n---\n\n"
+            "#### Open\nBg.\n\n:p Q?\n??x\n```text\nnever closed\n")
+    result = import_flashcards(text, "Ch")
+    assert result.cards == 2
+    assert "    ---\n    #### not a title\n    ```" in result.page
+    assert "a code fence is never closed: closed at the end of the file" in [n.message for n in result.notes]

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from gdl_site.cards.fences import classify
+from gdl_site.cards.fences import Fence, classify, inside_fences
 
 __all__ = ["INSTALL_TAG", "page_notebook", "install_line"]
 
@@ -29,28 +29,22 @@ def install_line(version: str) -> str:
     return f"%pip install gdl-ref=={version}"
 
 
-def _headings(lines: list[str]) -> list[tuple[int, int, str]]:
-    """(0-based line, level, title) of each ATX heading outside fences."""
-    found, fence = [], None
-    for number, line in enumerate(lines):
-        marker = re.match(r"^\s*(`{3,}|~{3,})", line)
-        if marker:
-            fence = None if fence and marker.group(1).startswith(fence) else (fence or marker.group(1))
-            continue
-        match = None if fence else HEADING.match(line)
-        if match:
-            found.append((number, len(match.group(1)), match.group(2)))
-    return found
+def _headings(lines: list[str], fences: list[Fence]) -> list[tuple[int, int, str]]:
+    """(0-based line, level, title) of each ATX heading outside ``fences`` (``classify`` of the lines)."""
+    inside = inside_fences(fences, len(lines))
+    return [(number, len(match.group(1)), match.group(2)) for number, line in enumerate(lines)
+            if not inside[number + 1] and (match := HEADING.match(line))]
 
 
 def page_notebook(page: Path, root: Path, version: str) -> nbformat.NotebookNode | None:
     """The notebook of ``page``'s runnable Python blocks, or None when it has none."""
     text = page.read_text(encoding="utf-8")
     name = page.relative_to(root).as_posix()
-    blocks = [f for f in classify(text, name, root) if f.kind == "run" and f.lang == "python"]
+    fences = classify(text, name, root)
+    blocks = [f for f in fences if f.kind == "run" and f.lang == "python"]
     if not blocks:
         return None
-    headings = _headings(text.splitlines())
+    headings = _headings(text.splitlines(), fences)
     title = next((t for _, level, t in headings if level == 1), page.stem)
     cells = [
         new_markdown_cell(f"# {title}\n\nThe runnable code of the page `{name}` of gdl-ref {version}, in page "

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .embeds import ref_problem
 
-__all__ = ["Fence", "KINDS", "classify", "audit_file", "audit_paths", "fence_problems",
+__all__ = ["Fence", "KINDS", "classify", "inside_fences", "audit_file", "audit_paths", "fence_problems",
            "resolve_snippet", "REASON_HINT"]
 
 KINDS = ("run", "skipped", "output", "embed", "untested", "other")
@@ -206,6 +206,19 @@ def classify(text: str, path: str = "<string>", root: Path | str = ".") -> list[
             last_collected = fence  # pytest-codeblocks made a block of it
         fences.append(fence)
     return fences
+
+
+def inside_fences(fences: list[Fence], n_lines: int) -> list[bool]:
+    """inside[k] is True when line k (1-based) of an ``n_lines``-line text lies in one of ``fences`` (the
+    result of ``classify``), its opening and closing lines included; a fence never closed runs to the last
+    line. Marker lines are not fences. The list has n_lines + 2 entries, the first and the last False."""
+    inside = [False] * (n_lines + 2)
+    for f in fences:
+        if f.kind == "marker":
+            continue
+        for k in range(f.line, min(f.end_line, n_lines) + 1):
+            inside[k] = True
+    return inside
 
 
 def audit_file(md: Path, root: Path | str = ".") -> list[Fence]:

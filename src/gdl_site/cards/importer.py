@@ -34,6 +34,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from .fences import classify, inside_fences
 from .parse import parse_text
 from .validate import validate_pages
 
@@ -105,7 +106,8 @@ def _split(lines: list[str]) -> tuple[str, list[tuple[int, str]], list[_Raw], li
     notes: list[Note] = []
     card: _Raw | None = None
     part = "intro"            # intro | background | question | answer | after
-    fence: str | None = None  # the ticks of the open fence
+    fences = [f for f in classify("\n".join(lines)) if f.kind != "marker"]
+    inside = inside_fences(fences, len(lines))  # a fence opened outside a question is kept whole
     orphan: list[tuple[int, str]] = []
 
     def target() -> list[tuple[int, str]]:
@@ -116,15 +118,7 @@ def _split(lines: list[str]) -> tuple[str, list[tuple[int, str]], list[_Raw], li
 
     for k, line in enumerate(lines, start=1):
         stripped = line.strip()
-        if fence is not None:
-            target().append((k, line))
-            m = FENCE.match(line)
-            if m and m.group("ticks").startswith(fence) and not m.group("info").strip():
-                fence = None
-            continue
-        m = FENCE.match(line)
-        if m and part != "question":
-            fence = m.group("ticks")
+        if inside[k] and part != "question":
             target().append((k, line))
             continue
         if stripped.startswith("\\") and KEYWORD_LINE.match(stripped.lstrip("\\")):
@@ -170,7 +164,7 @@ def _split(lines: list[str]) -> tuple[str, list[tuple[int, str]], list[_Raw], li
         if part == "after" and card is not None and stripped:
             notes.append(Note(k, f'text after x?? in card "{card.title}": kept at the end of its answer'))
         target().append((k, line))
-    if fence is not None:
+    if any(f.end_line > len(lines) for f in fences):
         notes.append(Note(len(lines), "a code fence is never closed: closed at the end of the file"))
     if card is not None and part == "answer":
         notes.append(Note(card.line, f'card "{card.title}": its answer has no closing x??'))
@@ -226,20 +220,16 @@ def _tidy_inline(line: str, k: int, notes: list[Note]) -> str:
 def _tidy(part: list[tuple[int, str]], notes: list[Note], title: str) -> list[str]:
     """Normalise one part's lines: math, display blocks apart, code fences mapped."""
     out: list[str] = []
-    fence: str | None = None
+    lines = [line.rstrip() for _, line in part]
+    fences = [f for f in classify("\n".join(lines)) if f.kind != "marker"]
+    inside, openings = inside_fences(fences, len(lines)), {f.line for f in fences}
     in_display = False
-    for k, line in part:
-        line = line.rstrip()
-        if fence is not None:
-            out.append(line)
-            m = FENCE.match(line)
-            if m and m.group("ticks").startswith(fence) and not m.group("info").strip():
-                fence = None
+    for i, ((k, _), line) in enumerate(zip(part, lines), start=1):
+        if i in openings:
+            out += _map_fence(FENCE.match(line), k, out, notes, title)
             continue
-        m = FENCE.match(line)
-        if m:
-            fence = m.group("ticks")
-            out += _map_fence(m, k, out, notes, title)
+        if inside[i]:
+            out.append(line)
             continue
         stripped = line.strip()
         if stripped == "$$":  # a display block over several lines

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from .fences import Fence, classify, markdown_files
+from .fences import Fence, classify, inside_fences, markdown_files
 from .model import Card, CodeBlock, Page, Problem
 
 __all__ = ["parse_page", "parse_text", "parse_tree", "is_card_page", "HEADING", "QUESTION", "ID_RULE"]
@@ -58,19 +58,9 @@ def is_card_page(text: str, fences: list[Fence] | None = None) -> bool:
     meta, _, _ = _front_matter(lines)
     if isinstance(meta.get("cards"), bool):
         return meta["cards"]
-    inside = _in_fences(classify(text) if fences is None else fences, len(lines))
+    inside = inside_fences(classify(text) if fences is None else fences, len(lines))
     return any((m := QUESTION.match(line)) and not m.group("indent") and m.group("mark") != "!!!"
                and not inside[k] for k, line in enumerate(lines, start=1))
-
-
-def _in_fences(fences: list[Fence], n_lines: int) -> list[bool]:
-    inside = [False] * (n_lines + 2)
-    for f in fences:
-        if f.kind == "marker":
-            continue
-        for k in range(f.line, min(f.end_line, n_lines) + 1):
-            inside[k] = True
-    return inside
 
 
 def _strip_block(lines: list[str], start: int) -> tuple[str, int]:
@@ -115,7 +105,7 @@ def parse_text(text: str, file: str = "<page>", root: Path | str = ".") -> Page:
     meta, body_start, fm_problem = _front_matter(lines)
     chapter = Path(file).stem
     fences = classify(text, file, root)
-    inside = _in_fences(fences, n)
+    inside = inside_fences(fences, n)
     page = Page(file=file, chapter=chapter, title=str(meta.get("title") or ""),
                 is_card_page=is_card_page(text, fences), fences=fences, text=text)
     tags = meta.get("tags") or []

@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 
 from .embeds import ref_problem, snippet_refs
+from .fences import inside_fences
 from .html_safety import page_html_problems, rendered_problems
 from .mathml import MathError, to_mathml
 from .model import Page, Problem
@@ -105,30 +106,19 @@ def check_math(text: str, line: int, file: str) -> list[Problem]:
     return problems
 
 
-def _in_fences(page: Page, lines: list[str]) -> list[bool]:
-    """skip[k] is True when line k (1-based) belongs to a code fence."""
-    skip = [False] * (len(lines) + 2)
-    for f in page.fences:
-        if f.kind == "marker":
-            continue
-        for k in range(f.line, min(f.end_line, len(lines)) + 1):
-            skip[k] = True
-    return skip
-
-
 def _page_includes(page: Page, lines: list[str], root: Path) -> list[Problem]:
     """Every snippet line of the page must resolve inside the repository, nested includes too.
 
     pymdownx.snippets expands snippet lines everywhere, inside code fences as well; the refs of an
     embed fence are reported at the fence by gdl_site.cards.fences, so they are not repeated here.
     """
-    in_embed = {k for f in page.fences if f.kind == "embed" for k in range(f.line, f.end_line + 1)}
+    in_embed = inside_fences([f for f in page.fences if f.kind == "embed"], len(lines))
     return [Problem(page.file, k, why) for k, ref in snippet_refs(lines)
-            if k not in in_embed and (why := ref_problem(ref, root))]
+            if not in_embed[k] and (why := ref_problem(ref, root))]
 
 
 def _page_math(page: Page, lines: list[str]) -> list[Problem]:
-    skip = _in_fences(page, lines)
+    skip = inside_fences(page.fences, len(lines))
     start = 0
     if lines and lines[0].strip() == "---":  # front matter
         start = next((k for k in range(2, len(lines) + 1) if lines[k - 1].strip() in {"---", "..."}), 0)
