@@ -513,7 +513,6 @@ def test_a_step_budget_page_opens_with_its_figure_summary_and_speed() -> None:
     page = render_page(doc, "benchmarks/results/x.json")
     figure, summary, run = page.index("<svg"), page.index("## Summary"), page.index("## The run")
     assert figure < summary < run and "!!! warning" not in page
-    assert "does not depend on the machine's speed" in page or "not depend on the machine's speed" in page
     svg = page[figure:page.index("</svg>")]
     assert svg.count("<circle") == 3 and svg.count('stroke-dasharray') == 2  # 2 of ours with targets, 1 peer
     assert "PixelCNN: 1.760 ± 0.010" in svg and "zuko NSF (peer): 2.200 ± 0.000" in svg
@@ -590,6 +589,6 @@ def test_a_table_whose_rows_ran_different_seeds_shows_them() -> None:
     rows.append(_row("flow", "moons ×10", seed=0, toy="moons", move={"scale": 10.0, "shift": 0.0}, test_nll=5.6,
                      test_nll_stderr=0.05, kl=0.02, kl_stderr=0.01, entropy=5.6))
     text = tables(rows)
-    assert "the *seeds* column" in text and "| seeds |" in text
+    assert "| seeds |" in text
     assert "| 0, 1 |" in text and "| 5.600 ± 0.050 |" in text  # one seed: its own standard error
     assert "| seeds |" not in tables(rows[:2])
