@@ -36,7 +36,12 @@ import torch  # noqa: E402  (after the thread setting, which torch reads at impo
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
+from kinds import KINDS, kinds_of  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
+
+# The builds of the repository's site that this session ran (`pytest -m "not site"` runs none).
+SITE_BUILDS_RUN: list[str] = []
 
 # Malformed cards written for the validator tests: data, not pages whose code should run.
 collect_ignore_glob = ["cards_corpus/*"]
@@ -47,7 +52,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Say what the session paid for the digit classifier that the sample metrics use (trained once a session)."""
+    """Say which site builds the session ran, and what it paid for the digit classifier that the sample
+    metrics use (trained once a session)."""
+    terminalreporter.write_line(f"site builds this session: {', '.join(SITE_BUILDS_RUN) or 'none'}")
     path = Path(os.environ["GDL_REF_CACHE"]) / "digit-classifier.safetensors"
     if not path.is_file():
         return
@@ -60,8 +67,15 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         f"(1-minute load average {meta.get('loadavg', '?')}), test accuracy {meta.get('test_accuracy', '?')}")
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the kinds must be on the items by then
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the from-an-empty-cache CLI test first; skip `gpu`-marked tests, with the reason, without CUDA."""
+    """Mark each item with its kind (tests/kinds.py); run the from-an-empty-cache CLI test first; skip
+    `gpu`-marked tests, with the reason, without CUDA."""
+    for item in items:
+        explicit = {mark.name for mark in item.iter_markers() if mark.name in KINDS}
+        snippet = item.path.suffix == ".md"
+        for kind in sorted(kinds_of(item.path.stem, explicit, getattr(item, "fixturenames", ()), snippet) - explicit):
+            item.add_marker(kind)
     first = [item for item in items if item.name == "test_digits_train_then_evaluate_from_an_empty_cache"]
     items[:] = first + [item for item in items if item not in first]
     if torch.cuda.is_available():
@@ -90,8 +104,10 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> SiteBuild:
     """Build the site once, strictly, into a temporary folder (or reuse GDL_REF_SITE_DIR)."""
     prebuilt = os.environ.get("GDL_REF_SITE_DIR")
     if prebuilt:
+        SITE_BUILDS_RUN.append("mkdocs (prebuilt, GDL_REF_SITE_DIR)")
         return SiteBuild(Path(prebuilt), 0, "(prebuilt site, build log not captured)")
     site_dir = tmp_path_factory.mktemp("site")
+    SITE_BUILDS_RUN.append("mkdocs")
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
         cwd=ROOT,
@@ -126,8 +142,10 @@ def zensical_site() -> SiteBuild:
     reuse GDL_REF_ZENSICAL_SITE_DIR."""
     prebuilt = os.environ.get("GDL_REF_ZENSICAL_SITE_DIR")
     if prebuilt:
+        SITE_BUILDS_RUN.append("zensical (prebuilt, GDL_REF_ZENSICAL_SITE_DIR)")
         return SiteBuild(Path(prebuilt), 0, "(prebuilt site, build log not captured)", "zensical")
     site_dir = ROOT / ".cache" / "zensical-test-site"
+    SITE_BUILDS_RUN.append("zensical")
     shutil.rmtree(site_dir, ignore_errors=True)
     env = {**os.environ, "GDL_REF_SITE_OUT": str(site_dir)}
     log = ""

@@ -102,6 +102,7 @@ def test_the_date_is_the_commits_and_uncommitted_changes_are_not_verified(tmp_pa
     provenance.cache_clear()
 
 
+@pytest.mark.site  # builds a small site with MkDocs
 def test_mkdocs_gives_the_page_address(tmp_path):
     (tmp_path / "docs" / "families").mkdir(parents=True)
     (tmp_path / "docs" / "index.md").write_text("# Home\n", encoding="utf-8")

@@ -47,4 +47,4 @@ def test_checklists_match():
         text = re.sub(r"\n[ \t]+", " ", path.read_text(encoding="utf-8"))
         return [line for line in text.splitlines() if line.startswith("- [ ]")]
     assert items(GUIDE) == items(ROOT / ".github" / "PULL_REQUEST_TEMPLATE.md")
-    assert len(items(GUIDE)) == 7
+    assert items(GUIDE), "the guide has a checklist"

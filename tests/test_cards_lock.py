@@ -130,11 +130,13 @@ def test_a_malformed_lock_names_the_file_and_line(tmp_path):
 
 # The committed lock file of this repository.
 
+@pytest.mark.content  # the cards of docs/ and the committed lock
 def test_every_card_of_the_site_is_locked_and_every_entry_is_on_the_site_or_retired():
     pages, _ = validate_paths([ROOT / "docs"], ROOT)
     assert lock_problems(ROOT / LOCK_NAME, [c for p in pages for c in p.cards]) == []
 
 
+@pytest.mark.content  # the committed lock against its history
 def test_no_committed_entry_was_ever_removed_or_changed(tmp_path):
     """Compare the lock file with each version of it in the git history (HEAD included)."""
     if shutil.which("git") is None or not (ROOT / ".git").exists():
@@ -151,6 +153,7 @@ def test_no_committed_entry_was_ever_removed_or_changed(tmp_path):
         assert lock_changes(read_lock(old), current) == [], f"against commit {commit[:12]}"
 
 
+@pytest.mark.content  # exports the cards of docs/
 def test_exporting_the_site_leaves_the_committed_entries_as_they_are(tmp_path):
     lock = tmp_path / LOCK_NAME
     shutil.copy(ROOT / LOCK_NAME, lock)
