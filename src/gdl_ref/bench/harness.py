@@ -38,6 +38,7 @@ from torch import nn
 
 from gdl_ref.bench.budgets import Budget, recorded_budget
 from gdl_ref.bench.report import aggregate, tables
+from gdl_ref.cli_errors import Failure, UsageError, fail, guarded
 from gdl_ref.data import DATASETS, MOVES, TOY_NAMES, Dataset, Move
 
 SCHEMA = 2  # 2: rows per seed, paired KL, standard errors, floors over subsets, hparams
@@ -548,29 +549,45 @@ def budgets(args: argparse.Namespace) -> BudgetOf:
     return lambda family, data: toys if data in TOY_NAMES else digits
 
 
+def _check_json(path: Path | None) -> None:
+    """Before any training: ``--json FILE`` is not a folder, and its nearest existing ancestor is a writable folder."""
+    if path is None:
+        return
+    if path.is_dir():
+        fail(f"--json {path}: a folder, not a file")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:  # the folders that writing it will make
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        fail(f"--json {path}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK):
+        fail(f"--json {path}: {ancestor} is not writable")
+
+
+@guarded("gdl-ref bench")
 def main(args: argparse.Namespace) -> int:
-    """Handler of ``gdl-ref bench``: 0 when every run finished, 1 when one failed, 2 on bad arguments."""
+    """Handler of ``gdl-ref bench``: 0 when every run finished, 1 when one failed or the run was refused,
+    2 on bad arguments (``gdl_ref.cli_errors``)."""
     args.data = [d for group in args.data for d in group] if args.data else None
     for name in ("budget_seconds", "toy_budget_seconds", "budget_steps", "batch_size", "eval_samples", "threads",
                  "toy_workers"):
         value = getattr(args, name)
         if value is not None and value <= 0:
-            print(f"gdl-ref bench: error: --{name.replace('_', '-')} must be positive, got {value}", file=sys.stderr)
-            return 2
+            raise UsageError(f"argument --{name.replace('_', '-')}: must be positive, got {value}")
     if args.toy_budget_seconds is not None and args.budget_seconds is None:
-        print("gdl-ref bench: error: --toy-budget-seconds needs --budget-seconds (the digits runs' budget)",
-              file=sys.stderr)
-        return 2
+        raise UsageError("argument --toy-budget-seconds: needs --budget-seconds (the digits runs' budget)")
     if args.device == "cuda" and not torch.cuda.is_available():
-        print("gdl-ref bench: error: --device cuda but torch.cuda.is_available() is False; valid here: cpu",
-              file=sys.stderr)
-        return 2
+        raise UsageError("argument --device: cuda, but torch.cuda.is_available() is False; valid here: cpu")
+    for option, data in (("FAMILY", None), ("--data", args.data)):  # the family first, then its data sets
+        try:
+            pairs = plan(args.family, data)
+        except ValueError as err:
+            raise UsageError(f"argument {option}: {err}") from None
+    _check_json(args.json)
     try:
-        pairs = plan(args.family, args.data)
         peers = load_peers(args.peers_dir or default_peers_dir()) if args.peers else []
-    except (ValueError, ImportError, FileNotFoundError) as err:
-        print(f"gdl-ref bench: error: {err}", file=sys.stderr)
-        return 2
+    except (ImportError, FileNotFoundError) as err:
+        raise Failure(str(err)) from None
     if args.threads:
         torch.set_num_threads(args.threads)
     budget_of = budgets(args)
