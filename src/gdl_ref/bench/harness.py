@@ -38,6 +38,7 @@ from torch import nn
 
 from gdl_ref.bench.budgets import Budget, recorded_budget
 from gdl_ref.bench.report import aggregate, tables
+from gdl_ref.bench.samplers import SAMPLER_SWEEPS
 from gdl_ref.cli_errors import Failure, UsageError, fail, guarded
 from gdl_ref.data import DATASETS, MOVES, TOY_NAMES, Dataset, Move
 
@@ -45,7 +46,7 @@ SCHEMA = 2  # 2: rows per seed, paired KL, standard errors, floors over subsets,
 TOY_BUDGET_CAP = 60.0  # with --budget-seconds, toys train for min(S, 60) unless --toy-budget-seconds says otherwise
 BudgetOf = Callable[[str, str], Budget]  # (family, data) -> the budget of that run
 MOVED_FAMILIES = ("autoregressive", "flow")  # the scale-free 2-D density models that --moved fits on moved toys
-# The data sets each family is benchmarked on by default (the targets of the benchmark page).
+# The data sets each family is benchmarked on when --data is not given.
 DEFAULT_DATA: dict[str, tuple[str, ...]] = {
     "autoregressive": ("digits", "moons", "8gaussians", "checkerboard", "ring"),
     "flow": ("digits", "moons", "8gaussians", "checkerboard", "ring"),
@@ -152,12 +153,6 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def model_name(model: nn.Module) -> str:
-    """The class name, with the coupling where a flow's config names one (a RealNVP may run spline couplings)."""
-    coupling = getattr(getattr(model, "config", None), "coupling", None)
-    return f"{type(model).__name__} ({coupling} couplings)" if coupling else type(model).__name__
-
-
 def _plain(value: Any) -> Any:
     """A value of an optimiser's param_group as JSON holds it (tensors as numbers, tuples as lists)."""
     if isinstance(value, torch.Tensor):
@@ -203,7 +198,7 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     recipe = {**recipe(family, data), **({"batch_size": batch_size} if batch_size else {})}
     result: dict[str, Any] = {
         "family": peer.pairs_with if peer else family,
-        "model": peer.name if peer else model_name(model),
+        "model": peer.name if peer else families.label(model),
         "peer": peer is not None,
         "data": values.label,
         "seed": seed,
@@ -244,15 +239,15 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     result["sample_seconds"] = time.perf_counter() - start
     result["sample_examples_per_s"] = n / max(result["sample_seconds"], 1e-9)
     result.update(evaluate_samples(samples, values, seed=seed).to_dict())
-    variants = getattr(model, "sampler_variants", None)
-    if callable(variants):
-        result["samplers"] = _sampler_sweep(model, variants(), result, values, n, seed, device)
+    sweep = SAMPLER_SWEEPS.get(families.family_of(model) or "")
+    if sweep is not None:
+        result["samplers"] = _sampler_sweep(model, sweep(model.config), result, values, n, seed, device)
     return result
 
 
 def _sampler_sweep(model: nn.Module, variants: dict[str, dict[str, Any]], default: dict[str, Any],
                    data: Dataset, n: int, seed: int, device: str) -> list[dict[str, Any]]:
-    """Sample quality and speed of each sampler of ``model.sampler_variants()`` (label -> sample keywords).
+    """Sample quality and speed of each sampler of ``variants`` (label -> ``sample`` keywords, ``SAMPLER_SWEEPS``).
 
     The first variant is the model's default sampler, already scored in ``default``; the others draw
     ``n`` samples each under the same seed.

@@ -20,7 +20,7 @@ from torch import nn
 from gdl_ref.data import DATASETS
 from gdl_ref.models.config_fields import check_fields
 
-__all__ = ["FAMILIES", "FamilyConfig", "names", "module", "register", "build", "family_of", "datasets"]
+__all__ = ["FAMILIES", "FamilyConfig", "names", "module", "register", "build", "family_of", "label", "datasets"]
 
 FAMILIES: dict[str, str] = {
     "autoregressive": "gdl_ref.models.autoregressive",
@@ -88,6 +88,14 @@ def family_of(model: nn.Module) -> str | None:
     return None
 
 
+def label(model: nn.Module) -> str:
+    """The model's name in tables: its class name, with what its config says tells it apart
+    (``FamilyConfig.variant``, e.g. ``PointFlow (affine couplings)``)."""
+    config = getattr(model, "config", None)
+    variant = config.variant if isinstance(config, FamilyConfig) else None
+    return f"{type(model).__name__} ({variant})" if variant else type(model).__name__
+
+
 Config = TypeVar("Config", bound="FamilyConfig")
 
 
@@ -108,6 +116,11 @@ class FamilyConfig:
     def __post_init__(self) -> None:
         """Every field checked by type and range (:func:`~gdl_ref.models.config_fields.check_fields`)."""
         check_fields(self)
+
+    @property
+    def variant(self) -> str | None:
+        """What tells a model of this config apart from others of its class (e.g. a flow's couplings), or None."""
+        return None
 
     @classmethod
     def defaults(cls, data: str) -> dict[str, Any]:
