@@ -112,14 +112,15 @@ def _chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
 def run_main(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     """Parse ``argv`` with ``parser`` and run the chosen handler ``args.func(args)``; return the exit status.
 
-    Options that no parser knows are a usage error of the innermost subcommand, listing its valid options.
+    Options that no parser knows are a usage error of the innermost subcommand, listing its documented options.
     ``--help`` returns 0.
     """
     try:
         args, extra = parser.parse_known_args(argv)
         command = _chosen(parser, args)
         if extra:
-            valid = sorted({o for a in command._actions for o in a.option_strings if o.startswith("--")})
+            valid = sorted({o for a in command._actions if a.help != argparse.SUPPRESS
+                            for o in a.option_strings if o.startswith("--")})
             command.error(f"unrecognized arguments: {' '.join(extra)}; valid options: {', '.join(valid)}")
     except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
         return int(exit_.code or 0)
