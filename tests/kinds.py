@@ -50,6 +50,7 @@ MODULE_KINDS: dict[str, str] = {
     "test_cards_validate": "library",
     "test_checkpoint": "library",
     "test_cli": "library",
+    "test_cli_errors": "library",
     "test_config_fields": "library",
     "test_data": "library",
     "test_diffusion": "library",

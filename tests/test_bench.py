@@ -592,3 +592,18 @@ def test_a_table_whose_rows_ran_different_seeds_shows_them() -> None:
     assert "| seeds |" in text
     assert "| 0, 1 |" in text and "| 5.600 ± 0.050 |" in text  # one seed: its own standard error
     assert "| seeds |" not in tables(rows[:2])
+
+
+def test_names_and_samplers_come_from_the_registry_and_the_bench_table() -> None:
+    """A row's model name is the registry's label (the config states its variant); the sampler sweep is the
+    bench's table for the family, not a method of the model."""
+    from gdl_ref.bench.samplers import SAMPLER_SWEEPS, diffusion_samplers
+    from gdl_ref.models.diffusion import Diffusion
+
+    assert families.label(families.build("flow", "moons", coupling="affine")) == "PointFlow (affine couplings)"
+    assert families.label(families.build("vae", "digits")) == "ImageVAE"
+    table = diffusion_samplers(1000)
+    assert len(table) == 9 and next(iter(table)) == "DDPM, 1000 steps"
+    assert table["DDIM, 10 steps"] == {"method": "ddim", "steps": 10}
+    assert list(diffusion_samplers(20)) == ["DDPM, 20 steps", "DDPM, 10 steps", "DDIM, 10 steps"]
+    assert set(SAMPLER_SWEEPS) == {"diffusion"} and not hasattr(Diffusion, "sampler_variants")

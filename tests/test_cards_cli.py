@@ -46,7 +46,7 @@ def test_check_ok(capsys, monkeypatch):
 
 def test_check_missing_path(capsys):
     code, _, err = run(["check", "no/such/page.md"], capsys)
-    assert code == 2 and err == "gdl-ref cards: no such file or folder: no/such/page.md\n"
+    assert code == 1 and err == "gdl-ref cards check: error: no/such/page.md: no such file or folder\n"
 
 
 def test_import_then_check_then_export(tmp_path, capsys, monkeypatch):
@@ -57,7 +57,7 @@ def test_import_then_check_then_export(tmp_path, capsys, monkeypatch):
     assert "## First card {#first-card}\n\nBackground $x$.\n" in (tmp_path / "docs" / "tiny.md").read_text()
     assert run(["check"], capsys)[0] == 0
     code, _, err = run(["import", "tiny.txt", "--out", "docs/tiny.md"], capsys)
-    assert code == 2 and "docs/tiny.md exists: pass --force" in err
+    assert code == 1 and "docs/tiny.md exists: pass --force" in err
     code, out, _ = run(["export", "--format", "flashcards", "--out", "back.txt"], capsys)
     assert code == 0 and out == "wrote 1 cards to back.txt (flashcards)\n"
     assert (tmp_path / "back.txt").read_text().startswith("# Flashcards: Tiny\n\n---\n\n#### First card {#first-card}\n")
@@ -73,7 +73,7 @@ def test_import_to_stdout_and_refusals(tmp_path, capsys):
     assert code == 1 and "no flashcards found" in err
     (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00\x01")
     code, _, err = run(["import", str(tmp_path / "binary.txt"), "--chapter", "X"], capsys)
-    assert code == 2 and "is not UTF-8 text" in err
+    assert code == 1 and "is not UTF-8 text" in err
 
 
 def test_export_refuses_malformed_cards(tmp_path, capsys, monkeypatch):
@@ -90,12 +90,13 @@ def test_internal_error_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("gdl_site.cards.validate.validate_paths", boom)
     monkeypatch.delenv("GDL_REF_DEBUG", raising=False)
     code, _, err = run(["check", str(tmp_path)], capsys)
-    assert code == 3 and err.startswith("gdl-ref cards check: internal error: RuntimeError: unexpected")
+    assert code == 1 and err.startswith("gdl-ref cards check: internal error: RuntimeError: unexpected")
+    assert err.count("\n") == 1, err
 
 
-def test_no_subcommand_prints_usage(capsys):
+def test_no_subcommand_is_a_usage_error(capsys):
     code, _, err = run([], capsys)
-    assert code == 2 and "{check,import,export,lock,retire}" in err
+    assert code == 2 and "{check,import,export,lock,retire}" in err and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize("argv", [["check", "tests/cards_corpus/no_answer.md"]])

@@ -54,7 +54,7 @@ def test_the_folder_is_replaced_only_with_force(tmp_path, capsys):
     out = tmp_path / "gdl-ref"
     argv = ["export", "--format", "crowdanki", "--out", str(out), "--root", str(ROOT), str(GOOD)]
     assert main(argv) == 0
-    assert main(argv) == 2 and "pass --force" in capsys.readouterr().err
+    assert main(argv) == 1 and "pass --force" in capsys.readouterr().err
     (out / "deck.json").write_text("{}", encoding="utf-8")
     assert main(argv + ["--force"]) == 0
     assert json.loads((out / "deck.json").read_text(encoding="utf-8"))["name"] == "gdl-ref"
@@ -63,7 +63,7 @@ def test_the_folder_is_replaced_only_with_force(tmp_path, capsys):
     mine.mkdir()
     (mine / "notes.txt").write_text("mine", encoding="utf-8")
     argv[argv.index(str(out))] = str(mine)
-    assert main(argv + ["--force"]) == 2 and "not a CrowdAnki export" in capsys.readouterr().err
+    assert main(argv + ["--force"]) == 1 and "not a CrowdAnki export" in capsys.readouterr().err
     assert (mine / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 

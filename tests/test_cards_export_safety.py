@@ -24,7 +24,7 @@ def test_export_refuses_to_overwrite_without_force(tmp_path, capsys):
     out = tmp_path / "mine.csv"
     out.write_text("a file of my own\n", encoding="utf-8")
     code, stdout, err = run(["export", "--format", "csv", "--out", str(out), "--root", str(ROOT), str(GOOD)], capsys)
-    assert code == 2 and err == f"gdl-ref cards export: {out} exists: pass --force to overwrite it\n"
+    assert code == 1 and err == f"gdl-ref cards export: error: {out} exists: pass --force to overwrite it\n"
     assert out.read_text(encoding="utf-8") == "a file of my own\n"
     code, stdout, _ = run(["export", "--format", "csv", "--out", str(out), "--force", "--root", str(ROOT), str(GOOD)],
                           capsys)

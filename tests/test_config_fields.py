@@ -69,5 +69,5 @@ def test_the_cli_names_the_field_without_a_traceback(tmp_path, capsys, setting: 
     code = cli.main(["train", "autoregressive", "--data", "digits", "--set", setting, "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 2
-    assert f"gdl-ref train: error: {field}: must be an integer in 1..1048576" in err
+    assert f"gdl-ref train: error: argument --set: {field}: must be an integer in 1..1048576" in err
     assert "Traceback" not in err and not (tmp_path / "run").exists()

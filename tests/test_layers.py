@@ -4,8 +4,9 @@
 may import any of ``gdl_ref``. The layers of ``gdl_ref``, in reading order (a module may import its own
 layer and those before it):
 
-0. ``bounded_io``, ``data``, ``eval_mode``, ``likelihood``, ``records`` -- reading outside files within limits, the
-   data sets, the evaluation context, what a log-probability is and the JSON round trip of what a run records;
+0. ``bounded_io``, ``cli_errors``, ``data``, ``eval_mode``, ``likelihood``, ``records`` -- reading outside files within
+   limits, how a command ends on an error, the data sets, the evaluation context, what a log-probability is and the
+   JSON round trip of what a run records;
 1. ``models`` -- the six families, their registry and shared parts;
 2. ``distributed``, ``run_lock``, ``train_state``, ``checkpoint``, ``train`` -- one training loop and its run
    folders;
@@ -42,7 +43,7 @@ OURS = ("gdl_ref", "gdl_site")
 
 LAYERS: dict[str, list[tuple[str, ...]]] = {
     "gdl_ref": [
-        ("bounded_io", "data", "eval_mode", "likelihood", "records"),
+        ("bounded_io", "cli_errors", "data", "eval_mode", "likelihood", "records"),
         ("models",),
         ("distributed", "run_lock", "train_state", "checkpoint", "train"),
         ("sampling", "metrics", "evaluate"),

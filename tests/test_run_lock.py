@@ -97,8 +97,8 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path, capsys):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert run_lock.lock_path(run / "checkpoint").read_text().strip() == str(proc.pid)  # the file stays
-    # past the lock: the resume goes on to find no checkpoint there (exit 2), not a folder in use
-    assert cli.main(["train", "--resume", str(run), "--steps", "1"]) == 2
+    # past the lock: the resume goes on to find no checkpoint there (exit 1), not a folder in use
+    assert cli.main(["train", "--resume", str(run), "--steps", "1"]) == 1
     assert "in use" not in capsys.readouterr().err
     fit(_Tiny(), torch.zeros(8, 2), steps=1, checkpoint_dir=run / "checkpoint")
     assert (run / "checkpoint").is_dir()

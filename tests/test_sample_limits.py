@@ -33,7 +33,7 @@ def test_the_refusal_names_n_and_the_limit(checkpoint, tmp_path, capsys):
     assert cli.main(["sample", str(checkpoint), "--n", "1000000000", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
-    assert err[0].endswith(f"--n 1000000000: 1000000000 samples of shape (2,) take 7.45 GiB, over the limit of "
+    assert err[0].endswith(f"argument --n: 1000000000 samples of shape (2,) take 7.45 GiB, over the limit of "
                            f"1 GiB; ask for at most {SAMPLE_MEMORY_LIMIT // 8}")
     assert not out.exists()
 

@@ -18,8 +18,8 @@ from typing import Any
 __all__ = ["FileTooLarge", "JSON_MAX_BYTES", "ZIP_MAX_MEMBERS", "ZIP_MAX_BYTES", "read_limited", "read_json",
            "check_zip", "zip_members"]
 
-JSON_MAX_BYTES = 64 * 2**20  # a run's JSON, a checkpoint's meta.json, the card lock: kilobytes in practice
-ZIP_MAX_MEMBERS = 10_000  # the site's Anki deck holds a few dozen
+JSON_MAX_BYTES = 64 * 2**20  # read_json's default limit: the most bytes it reads from one file
+ZIP_MAX_MEMBERS = 10_000  # check_zip's default limit: the most members in one archive
 ZIP_MAX_BYTES = 256 * 2**20  # unpacked, all members together
 
 

@@ -87,7 +87,7 @@ def model_meta(model: nn.Module) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 def _write_file(path: Path, data: bytes, shown: Path | None = None) -> None:
-    """Write ``data`` to a new file and flush it to the disk (the only place checkpoint bytes are written).
+    """Write ``data`` to a new file and flush it to the disk: on return the bytes are on the disk.
 
     A failure (a full disk, a file-size limit) is an OSError naming ``shown``, the file it will become,
     and saying that what was there before is untouched: every write goes to a new file first.

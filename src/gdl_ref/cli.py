@@ -6,9 +6,11 @@
     gdl-ref sample CHECKPOINT --n N --out FILE [--force]
     gdl-ref evaluate CHECKPOINT
 
-Exit status: 0 done; 1 a run failed; 2 bad usage (unknown family, data set or option, missing file, an
-output that exists); 128 + the signal's number when SIGINT or SIGTERM stopped training (a checkpoint to
-resume from is written first).
+Exit status (``gdl_ref.cli_errors``): 0 done; 2 a usage error (an unknown family, data set or option, a bad
+value, a missing argument), one line naming the argument; 1 any other error (a missing or corrupt checkpoint,
+an output that exists, a run folder in use, a failed run), one line naming the file; 128 + the signal's number
+when SIGINT or SIGTERM stopped training (a checkpoint to resume from is written first). ``GDL_REF_DEBUG=1``
+prints the traceback of an error.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import torch
 
 from gdl_ref import data as gdata
 from gdl_ref import run_lock
+from gdl_ref.cli_errors import ArgumentParser, Failure, UsageError, fail, run_main
 from gdl_ref.evaluate import evaluate_model
 from gdl_ref.models import registry as families
 from gdl_ref.sampling import SAMPLE_MEMORY_LIMIT, SamplesTooLarge, check_fits, draw
@@ -43,10 +46,6 @@ EPILOG = """examples:
   gdl-ref sample runs/flow-moons/checkpoint --n 1000 --out moons.png
   gdl-ref evaluate runs/flow-moons/checkpoint
 """
-
-
-class UsageError(Exception):
-    """A mistake in the command line: printed as one line, exit status 2."""
 
 
 def _override(text: str) -> tuple[str, Any]:
@@ -95,7 +94,7 @@ def _every(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``gdl-ref`` (cards and bench are added when their modules are present)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="gdl-ref", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Generative deep learning reference models: train a family on the embedded digits or a "
                     "2-D toy, draw samples, evaluate likelihood and sample quality; check and export the cards.")
@@ -200,7 +199,7 @@ def _needs_extra(command: str, missing: str) -> Any:
     return run
 
 
-class MissingExtra(RuntimeError):
+class MissingExtra(Failure):
     """A subcommand whose package needs an optional dependency that is not installed."""
 
 
@@ -212,9 +211,9 @@ def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
 
 def _device(name: str) -> str:
     if name != "cpu" and not (name == "cuda" or name.startswith("cuda:")):
-        raise UsageError(f"unknown device {name!r}; valid: cpu, cuda, cuda:N")
+        raise UsageError(f"argument --device: unknown device {name!r}; valid: cpu, cuda, cuda:N")
     if name != "cpu" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name} but torch.cuda.is_available() is False; valid here: cpu")
+        raise UsageError(f"argument --device: {name}, but torch.cuda.is_available() is False; valid here: cpu")
     return name
 
 
@@ -226,7 +225,7 @@ def _train_data(model: torch.nn.Module, data: gdata.Dataset, split: str) -> torc
     """The split as the model's loss takes it: (images, labels) for class-conditional models."""
     if getattr(getattr(model, "config", None), "conditional", False):
         if data.labels is None:
-            raise UsageError(f"a class-conditional model needs labels: only digits has them, not {data.name!r}")
+            raise UsageError(f"argument --data: a class-conditional model needs labels: only digits has them, not {data.name!r}")
         return data.split(split), data.labels[split]
     return data.split(split)
 
@@ -273,6 +272,7 @@ def save_samples(samples: torch.Tensor, path: str | Path, title: str = "") -> Pa
     return path
 
 
+SAMPLE_TYPES = (".png", ".npy", ".pt")  # the files save_samples writes
 _GROUPS = ("sample_quality", "sample_quality_stderr", "sample_quality_floor", "sample_quality_floor_sd", "val", "train")
 
 
@@ -305,20 +305,20 @@ def _check_out(out: Path, force: bool) -> None:
     from gdl_ref.checkpoint import is_checkpoint
 
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: a file, not a folder")
+        fail(f"--out {out}: a file, not a folder")
     held = [name for name in RUN_FILES if (out / name).exists()]
     if held and not force:
-        raise UsageError(f"--out {out} holds a run ({', '.join(held)}); pass --force to replace it, or "
+        fail(f"--out {out} holds a run ({', '.join(held)}); pass --force to replace it, or "
                          f"--resume {out} to continue it")
     ckpt = out / "checkpoint"
     if ckpt.exists() and not (ckpt.is_dir() and (is_checkpoint(ckpt) or not any(ckpt.iterdir()))):
-        raise UsageError(f"--out {out}: {ckpt} is not a checkpoint folder; not replacing it")
+        fail(f"--out {out}: {ckpt} is not a checkpoint folder; not replacing it")
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out):
             pass
     except OSError as err:
-        raise UsageError(f"--out {out}: not writable ({err.strerror or err})") from None
+        raise Failure(f"--out {out}: not writable ({err.strerror or err})") from None
     for name in held:  # --force: the old metrics and picture would describe another model
         if name != "checkpoint":
             (out / name).unlink()
@@ -330,24 +330,24 @@ def _resume_settings(args: argparse.Namespace) -> dict[str, Any]:
 
     folder = args.resume / "checkpoint"
     if not args.resume.is_dir():
-        raise UsageError(f"--resume {args.resume}: no such run folder")
+        fail(f"--resume {args.resume}: no such run folder")
     try:
         meta = load_checkpoint(folder).meta
     except (FileNotFoundError, ValueError) as err:
-        raise UsageError(str(err)) from None
+        raise Failure(str(err)) from None
     run = meta.get("run")
     if not isinstance(run, dict):
-        raise UsageError(f"{folder / 'meta.json'}: not written by gdl-ref train (no 'run' entry); "
+        fail(f"{folder / 'meta.json'}: not written by gdl-ref train (no 'run' entry); "
                          f"continue it from Python with fit(..., resume={str(folder)!r})")
     if args.out is not None and args.out.resolve() != args.resume.resolve():
-        raise UsageError(f"--out {args.out} and --resume {args.resume} differ: a resumed run writes into its own folder")
+        raise UsageError(f"argument --out: {args.out} and --resume {args.resume} differ: a resumed run writes into its own folder")
     saved = {**run, "overrides": dict(run["overrides"])}
     given = {k: getattr(args, k) for k in RUN_SETTINGS}
     given["overrides"], given["amp"] = dict(args.overrides) or None, args.amp or None
     for key, value in given.items():
         if value is not None and json.loads(json.dumps(value)) != saved[key]:  # as JSON: tuples are lists there
-            option = key if key == "family" else f"--{key.replace('_', '-')}"
-            raise UsageError(f"{option} {value} differs from the run's {saved[key]} ({folder / 'meta.json'}); "
+            option = {"family": "family", "overrides": "--set"}.get(key, f"--{key.replace('_', '-')}")
+            raise UsageError(f"argument {option}: {value} differs from the run's {saved[key]} ({folder / 'meta.json'}); "
                              f"a resumed run keeps its settings")
     return run
 
@@ -399,6 +399,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 except OSError:
                     pass  # an --out that cannot be made or written: _check_out names it
             return _train(args, out)
+    except run_lock.FolderInUse as err:  # another process trains into this folder: a refused run
+        if created:
+            _remove_if_empty(out)
+        raise Failure(str(err)) from None
     except BaseException:
         if created:  # a run refused before it wrote anything leaves no empty folder behind
             _remove_if_empty(out)
@@ -431,7 +435,7 @@ def _train(args: argparse.Namespace, out: Path) -> int:
         samples = args.samples or run.get("samples")
     else:
         if args.family is None:
-            raise UsageError("give a FAMILY to train, or --resume DIR to continue a run")
+            raise UsageError("argument FAMILY: give a FAMILY to train, or --resume DIR to continue a run")
         args.data = args.data or "digits"
         args.seed = 0 if args.seed is None else args.seed
         given = {"batch_size": args.batch_size, "lr": args.lr, "ema_decay": args.ema, "clip_grad": args.clip_grad}
@@ -448,7 +452,7 @@ def _train(args: argparse.Namespace, out: Path) -> int:
         overrides = families.fields_from_json(family, data_name, run["overrides"])  # JSON's lists as tuples
         model = families.build(family, data_name, **overrides)
     except (TypeError, ValueError) as err:
-        raise UsageError(str(err)) from None
+        raise UsageError(f"argument {'--set' if run['overrides'] else '--data'}: {err}") from None
     values = gdata.dataset(data_name)  # made once: training, the samples' count and the evaluation share it
     train, val = _train_data(model, values, "train"), _train_data(model, values, "val")
     print(f"{'resuming' if args.resume else 'training'} {family} ({type(model).__name__}, "
@@ -481,22 +485,25 @@ def _load(path: str, device: str) -> tuple[torch.nn.Module, dict[str, Any]]:
     from gdl_ref.checkpoint import load_model, read_meta
 
     if not Path(path).exists():
-        raise UsageError(f"no such checkpoint: {path}")
+        fail(f"no such checkpoint: {path}")
     try:  # neither reads train_state.pt or resume.safetensors: only --resume needs them
         return load_model(path, device=device), read_meta(path)
     except (FileNotFoundError, ValueError, TypeError) as err:
-        raise UsageError(str(err)) from None
+        raise Failure(str(err)) from None
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     device = _device(args.device)
+    if args.out.suffix.lower() not in SAMPLE_TYPES:
+        raise UsageError(f"argument --out: unknown output type {args.out.suffix!r} for {args.out}; "
+                         f"valid: {', '.join(SAMPLE_TYPES)}")
     if args.out.exists() and not args.force:
-        raise UsageError(f"--out {args.out} exists; pass --force to replace it")
+        fail(f"--out {args.out} exists; pass --force to replace it")
     model, meta = _load(args.checkpoint, device)
     try:
         check_fits(model, args.n, SAMPLE_MEMORY_LIMIT)  # before drawing: refuse what would not fit
     except SamplesTooLarge as err:
-        raise UsageError(f"--n {args.n}: {err}") from None
+        raise UsageError(f"argument --n: {err}") from None
     samples = draw(model, args.n, seed=args.seed, progress=True)
     save_samples(samples, args.out, title=f"{meta.get('family')} on {meta.get('data')}")
     print(f"wrote {args.n} samples {tuple(samples.shape[1:])} to {args.out}", file=sys.stderr)
@@ -508,7 +515,7 @@ def _dataset_of(meta: dict[str, Any], checkpoint: str) -> gdata.Dataset:
     try:
         return gdata.dataset(meta["data"])
     except (KeyError, ValueError) as err:
-        raise UsageError(f"{checkpoint}: meta.json names no known data set ({err})") from None
+        raise Failure(f"{Path(checkpoint) / 'meta.json'}: names no known data set ({err})") from None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -525,34 +532,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``gdl-ref`` with ``argv`` (default: sys.argv[1:]) and return the exit status."""
-    parser = build_parser()
-    try:
-        args, extra = parser.parse_known_args(argv)
-        if extra:  # name the valid options of the subcommand, not just the stray ones
-            sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-            command = sub.choices[args.command]
-            valid = sorted({o for a in command._actions for o in a.option_strings if o.startswith("--")})
-            command.error(f"unrecognized arguments: {' '.join(extra)}; valid options: {', '.join(valid)}")
-    except SystemExit as exit_:  # argparse: --help (0) or a usage error (2), already printed
-        return int(exit_.code or 0)
-    try:
-        return int(args.func(args))
-    except UsageError as err:
-        print(f"gdl-ref {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except (run_lock.FolderInUse, MissingExtra) as err:  # the command could not start: say why in one line
-        print(f"gdl-ref {args.command}: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:  # no traceback for users; GDL_REF_DEBUG=1 shows it
-        if os.environ.get("GDL_REF_DEBUG"):
-            raise
-        print(f"gdl-ref {args.command}: error: {type(err).__name__}: {err} (GDL_REF_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        return 1
+    """Run ``gdl-ref`` with ``argv`` (default: sys.argv[1:]) and return the exit status (``gdl_ref.cli_errors``)."""
+    return run_main(build_parser(), argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

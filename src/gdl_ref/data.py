@@ -5,16 +5,15 @@
 * **Dequantisation** -- a continuous density p_y on y = (x + u) / 17, u ~ U[0, 1)^64, bounds the discrete
   likelihood: -log P(x) <= E_u[-log p_y(y)] + 64 log 17 (Theis, van den Oord & Bethge, 2016,
   "A note on the evaluation of generative models", section 3.1).
-* **Levels as numbers** -- the one place that maps levels 0..16 to [-1, 1] and back (bin centres, or
-  dequantised), and checks a batch of digits or of 2-D points, for every model.
+* **Levels as numbers** -- levels 0..16 to [-1, 1] and back (bin centres, or dequantised), and the
+  checks that a batch holds digits or 2-D points.
 * **2-D toys** -- ``moons``, ``8gaussians``, ``checkerboard``, ``ring``: each a sampler from a seed, its
   true log density, and its differential entropy H = -E[log p(X)] in nats (exact where closed-form,
   otherwise a converged numerical integral). The paired mean over test points of log p(x) - log q(x)
   estimates a model q's KL divergence from the truth (``gdl_ref.evaluate``).
 * **One value a data set** -- ``dataset(name, move=None)`` makes a frozen :class:`Dataset` once a process:
   the three splits (moved, for a moved toy), the digits' labels, the true log-density and entropy where
-  known, fresh reference draws of a toy, and the map back from a moved toy. Evaluation, metrics, the
-  CLI and the benchmark take that value, not a name.
+  known, fresh reference draws of a toy, and the map back from a moved toy.
 * **IDX files** -- MNIST and Fashion-MNIST read from a local folder or a cache folder (downloaded only
   when asked), with magic-number, size and checksum checks and errors naming the file.
 
@@ -226,7 +225,7 @@ def toy(name: str, n: int, seed: int = 0) -> Tensor:
 
 # --8<-- [start:toy_log_prob]
 # Composite Gauss-Legendre rule on [0, pi] for the moons' arc parameter t: 16 panels x 8 nodes
-# (agrees with a 64-panel rule to ~1e-11 nats; tests/test_data.py checks it).
+# (agrees with a 64-panel rule to ~1e-11 nats).
 def _arc_rule(panels: int = 16, nodes: int = 8) -> tuple[Tensor, Tensor]:
     """Nodes t_k (K,) and log weights log w_k (K,) with sum_k w_k f(t_k) ~ (1/pi) int_0^pi f(t) dt."""
     gx, gw = np.polynomial.legendre.leggauss(nodes)
@@ -329,8 +328,8 @@ def quadrature_entropy(name: str, tol: float = 1e-7) -> Entropy:
         h = finer
 
 
-# quadrature_entropy(name), stored so that toy_entropy costs nothing; tests/test_data.py recomputes every
-# entry to 1e-9 and checks it against a second rule (the trapezoid rule) and against Monte Carlo.
+# quadrature_entropy(name) per toy, (H, its error bound), stored so that toy_entropy costs nothing; each entry
+# equals a fresh quadrature_entropy(name) to 1e-9.
 QUADRATURE_ENTROPY_TABLE = {
     "moons": (1.007584834846211, 3.589208930065979e-09),
     "8gaussians": (1.698061203121816, 2.220446049250313e-16),
@@ -395,7 +394,7 @@ class Move:
         return " ".join(parts)
 
 
-MOVES = (Move(0.1), Move(10.0), Move(1.0, 5.0))  # the moved versions of each toy that the benchmark fits
+MOVES = (Move(0.1), Move(10.0), Move(1.0, 5.0))  # each toy scaled by 0.1, by 10, and shifted by 5
 
 
 # ---------------------------------------------------------------------------------------------
@@ -635,7 +634,7 @@ def load_mnist(split: str = "train", *, kind: str = "mnist", root: str | Path | 
     Files are looked up in ``root`` (default ``cache_dir() / kind``) as ``.gz`` or unpacked; with
     ``download=True`` a missing file is fetched there. Each ``.gz`` is checked against the published
     MD5, every file's magic number, shape and label range are checked, and ``sha256`` may pin digests
-    of your own copies ({file name: hex digest}). Never called by the tests (they write tiny files).
+    of your own copies ({file name: hex digest}).
     """
     if kind not in MNIST_FILES:
         raise ValueError(f"unknown kind {kind!r}; valid kinds: {', '.join(MNIST_FILES)}")

@@ -1,4 +1,4 @@
-"""Evaluation: the one place that scores a model, with a standard error on every figure.
+"""Evaluation: how a model is scored, with a standard error on every figure.
 
 * ``evaluate_density`` -- test NLL in nats per example with its standard error sd / sqrt(N); bits per
   dimension on digits, NLL / (64 ln 2); the kind of number it is (``gdl_ref.likelihood.Bound``); and on the
@@ -14,8 +14,6 @@
   Bootstrap", ch. 6), each beside its floor: the same distance for as many real train examples, as the mean
   +- sd over seeded random train subsets (the digits rows are ordered by writer, so a contiguous block is
   not a sample of the same distribution as the test split).
-
-The command line, the benchmark harness and the pages call these functions and nothing else.
 """
 
 from __future__ import annotations
@@ -115,7 +113,7 @@ class DensityResult:
         return self.kl is not None and self.kl_stderr is not None and self.kl < -self.kl_stderr
 
     def to_dict(self) -> dict[str, Any]:
-        """The flat JSON of the command line and the benchmark rows."""
+        """The figures as a flat, JSON-ready dict (bound, examples, NLL and its standard error, ...)."""
         out: dict[str, Any] = {"bound": self.bound_label, "test_examples": self.examples,
                                "test_nll": self.nll, "test_nll_stderr": self.nll_stderr}
         if self.bits_per_dim is not None:
@@ -177,7 +175,7 @@ class SampleResult:
     floor_subsets: int = FLOOR_SUBSETS
 
     def to_dict(self) -> dict[str, Any]:
-        """The flat JSON of the command line and the benchmark rows: one dict per kind of figure."""
+        """The figures as a JSON-ready dict: one dict per kind of figure (distances, their errors, floors)."""
         d = self.distances
         return {"samples": self.samples, "bootstrap_replicates": self.replicates, "floor_subsets": self.floor_subsets,
                 "sample_quality": {k: v.value for k, v in d.items()},

@@ -1,4 +1,4 @@
-"""Likelihood in one place: what kind of number a density model reports, and the densities every family shares.
+"""Likelihood: what kind of number a density model reports, and the densities every family shares.
 
 A density model reports ``log_prob(x)`` in nats, one value per example, and says what that value is:
 
@@ -12,7 +12,7 @@ A density model reports ``log_prob(x)`` in nats, one value per example, and says
 
 Every bound holds in expectation over its Monte-Carlo draws; one draw can land on either side.
 
-The helpers below are the only copies in the package: the normal log-density, the discretised Gaussian and
+The helpers below: the normal log-density, the discretised Gaussian and
 logistic over the grey levels (computed in log space, so a pixel far in a tail keeps its exact log-probability
 and its gradient), the change of variables of dequantisation, and bits per dimension. ``evaluating`` makes
 ``log_prob`` and ``sample`` run in eval mode (no dropout, batch-norm running statistics) and restores the mode.

@@ -229,14 +229,6 @@ def train_digit_classifier(seed: int = 0) -> DigitClassifier:
 _CLASSIFIER: DigitClassifier | None = None
 
 
-def _loadavg_text() -> str:
-    """The 1-minute load average beside a recorded time ("unknown" where the system does not say)."""
-    try:
-        return f"{os.getloadavg()[0]:.2f}"
-    except (AttributeError, OSError):
-        return "unknown"
-
-
 def digit_classifier(cache: bool = True) -> DigitClassifier:
     """The feature classifier: loaded from ``cache_dir()/digit-classifier.safetensors`` or trained once.
 
@@ -265,7 +257,7 @@ def digit_classifier(cache: bool = True) -> DigitClassifier:
         acc = classifier_accuracy(model)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
                   metadata={"recipe": CLASSIFIER_RECIPE, "test_accuracy": f"{acc:.4f}",
-                            "train_seconds": f"{seconds:.2f}", "loadavg": _loadavg_text()})
+                            "train_seconds": f"{seconds:.2f}"})
         tmp.replace(path)
         _CLASSIFIER = model
     return model

@@ -228,7 +228,7 @@ def _one_run_per_folder(train: Callable[..., History]) -> Callable[..., History]
     return locked
 
 
-@torch.enable_grad()  # a caller's torch.no_grad() (an evaluation, a metric that trains its classifier) must not stop training
+@torch.enable_grad()  # fit trains inside an outer torch.no_grad() too
 @_one_run_per_folder
 def fit(model: nn.Module, data: Data, *, val_data: Data | None = None, steps: int | None = None,
         epochs: int | None = None, seconds: float | None = None, batch_size: int = 64, lr: float = _LR,

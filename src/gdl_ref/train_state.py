@@ -2,8 +2,8 @@
 
 ``TrainState`` holds everything ``fit`` carries from one step to the next (model, optimisers, EMA,
 history with the step count, the validation record, the random states) and turns it into the two files
-a resumed run reads (``resume.safetensors``, ``train_state.pt``) and back. ``build_optimizers`` is the
-one place a run's optimisers are built; ``optimizer_hparams`` reads back what they run with.
+a resumed run reads (``resume.safetensors``, ``train_state.pt``) and back. ``build_optimizers`` builds a
+run's optimisers from the model and the recipe; ``optimizer_hparams`` reads back what they run with.
 
 References: Loshchilov & Hutter (2019), "Decoupled weight decay regularization" (AdamW); Polyak &
 Juditsky (1992) (weight averaging).
@@ -123,7 +123,7 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# The optimisers: built in one place, read back for the record
+# The optimisers: built from the recipe, their hyperparameters read back as they run
 # ---------------------------------------------------------------------------------------------
 
 # --8<-- [start:optimizers]

@@ -3,7 +3,7 @@
 A budget in steps is a property of the run, not of the machine: on the same torch build and thread count
 two runs of one seed make the same updates and score the same bits, and on another machine the figures
 agree within their spread over seeds. Time is measured (examples per second), never spent as a budget.
-``--budget-seconds`` stays for a user who wants one, and nothing published uses it.
+``--budget-seconds`` gives a run a wall-clock budget instead.
 
 Each family's steps are set so that it reaches its own stopping point where it has one: PixelCNN, the
 digits flow, the VAE and MADE stop early on the validation split (patience in ``gdl_ref.train.recipe``)
@@ -27,7 +27,7 @@ class Budget:
     steps: int | None = None
 
     def label(self) -> str:
-        """``"2,000 steps"``, ``"120 s"`` or both, as the page states it."""
+        """``"2,000 steps"``, ``"120 s"``, both joined by "or" (whichever ends the run first), or ``"none"``."""
         parts = ([f"{self.steps:,} steps"] if self.steps else []) + ([f"{self.seconds:g} s"] if self.seconds else [])
         return " or ".join(parts) or "none"
 

@@ -38,6 +38,8 @@ from torch import nn
 from gdl_ref import records
 from gdl_ref.bench.budgets import Budget, recorded_budget
 from gdl_ref.bench.report import aggregate, tables
+from gdl_ref.bench.samplers import SAMPLER_SWEEPS
+from gdl_ref.cli_errors import Failure, UsageError, fail, guarded
 from gdl_ref.data import DATASETS, MOVES, TOY_NAMES, Dataset, Move
 from gdl_ref.records import jsonable, loadavg
 
@@ -45,7 +47,7 @@ SCHEMA = 2  # 2: rows per seed, paired KL, standard errors, floors over subsets,
 TOY_BUDGET_CAP = 60.0  # with --budget-seconds, toys train for min(S, 60) unless --toy-budget-seconds says otherwise
 BudgetOf = Callable[[str, str], Budget]  # (family, data) -> the budget of that run
 MOVED_FAMILIES = ("autoregressive", "flow")  # the scale-free 2-D density models that --moved fits on moved toys
-# The data sets each family is benchmarked on by default (the targets of the benchmark page).
+# The data sets each family is benchmarked on when --data is not given.
 DEFAULT_DATA: dict[str, tuple[str, ...]] = {
     "autoregressive": ("digits", "moons", "8gaussians", "checkerboard", "ring"),
     "flow": ("digits", "moons", "8gaussians", "checkerboard", "ring"),
@@ -137,10 +139,6 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def model_name(model: nn.Module) -> str:
-    """The class name, with the coupling where a flow's config names one (a RealNVP may run spline couplings)."""
-    coupling = getattr(getattr(model, "config", None), "coupling", None)
-    return f"{type(model).__name__} ({coupling} couplings)" if coupling else type(model).__name__
 
 
 def what_ran(history: Any) -> dict[str, Any]:
@@ -179,7 +177,7 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     recipe = {**recipe(family, data), **({"batch_size": batch_size} if batch_size else {})}
     result: dict[str, Any] = {
         "family": peer.pairs_with if peer else family,
-        "model": peer.name if peer else model_name(model),
+        "model": peer.name if peer else families.label(model),
         "peer": peer is not None,
         "data": values.label,
         "seed": seed,
@@ -220,15 +218,15 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     result["sample_seconds"] = time.perf_counter() - start
     result["sample_examples_per_s"] = n / max(result["sample_seconds"], 1e-9)
     result.update(evaluate_samples(samples, values, seed=seed).to_dict())
-    variants = getattr(model, "sampler_variants", None)
-    if callable(variants):
-        result["samplers"] = _sampler_sweep(model, variants(), result, values, n, seed, device)
+    sweep = SAMPLER_SWEEPS.get(families.family_of(model) or "")
+    if sweep is not None:
+        result["samplers"] = _sampler_sweep(model, sweep(model.config), result, values, n, seed, device)
     return result
 
 
 def _sampler_sweep(model: nn.Module, variants: dict[str, dict[str, Any]], default: dict[str, Any],
                    data: Dataset, n: int, seed: int, device: str) -> list[dict[str, Any]]:
-    """Sample quality and speed of each sampler of ``model.sampler_variants()`` (label -> sample keywords).
+    """Sample quality and speed of each sampler of ``variants`` (label -> ``sample`` keywords, ``SAMPLER_SWEEPS``).
 
     The first variant is the model's default sampler, already scored in ``default``; the others draw
     ``n`` samples each under the same seed.
@@ -525,29 +523,45 @@ def budgets(args: argparse.Namespace) -> BudgetOf:
     return lambda family, data: toys if data in TOY_NAMES else digits
 
 
+def _check_json(path: Path | None) -> None:
+    """Before any training: ``--json FILE`` is not a folder, and its nearest existing ancestor is a writable folder."""
+    if path is None:
+        return
+    if path.is_dir():
+        fail(f"--json {path}: a folder, not a file")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:  # the folders that writing it will make
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        fail(f"--json {path}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK):
+        fail(f"--json {path}: {ancestor} is not writable")
+
+
+@guarded("gdl-ref bench")
 def main(args: argparse.Namespace) -> int:
-    """Handler of ``gdl-ref bench``: 0 when every run finished, 1 when one failed, 2 on bad arguments."""
+    """Handler of ``gdl-ref bench``: 0 when every run finished, 1 when one failed or the run was refused,
+    2 on bad arguments (``gdl_ref.cli_errors``)."""
     args.data = [d for group in args.data for d in group] if args.data else None
     for name in ("budget_seconds", "toy_budget_seconds", "budget_steps", "batch_size", "eval_samples", "threads",
                  "toy_workers"):
         value = getattr(args, name)
         if value is not None and value <= 0:
-            print(f"gdl-ref bench: error: --{name.replace('_', '-')} must be positive, got {value}", file=sys.stderr)
-            return 2
+            raise UsageError(f"argument --{name.replace('_', '-')}: must be positive, got {value}")
     if args.toy_budget_seconds is not None and args.budget_seconds is None:
-        print("gdl-ref bench: error: --toy-budget-seconds needs --budget-seconds (the digits runs' budget)",
-              file=sys.stderr)
-        return 2
+        raise UsageError("argument --toy-budget-seconds: needs --budget-seconds (the digits runs' budget)")
     if args.device == "cuda" and not torch.cuda.is_available():
-        print("gdl-ref bench: error: --device cuda but torch.cuda.is_available() is False; valid here: cpu",
-              file=sys.stderr)
-        return 2
+        raise UsageError("argument --device: cuda, but torch.cuda.is_available() is False; valid here: cpu")
+    for option, data in (("FAMILY", None), ("--data", args.data)):  # the family first, then its data sets
+        try:
+            pairs = plan(args.family, data)
+        except ValueError as err:
+            raise UsageError(f"argument {option}: {err}") from None
+    _check_json(args.json)
     try:
-        pairs = plan(args.family, args.data)
         peers = load_peers(args.peers_dir or default_peers_dir()) if args.peers else []
-    except (ValueError, ImportError, FileNotFoundError) as err:
-        print(f"gdl-ref bench: error: {err}", file=sys.stderr)
-        return 2
+    except (ImportError, FileNotFoundError) as err:
+        raise Failure(str(err)) from None
     if args.threads:
         torch.set_num_threads(args.threads)
     budget_of = budgets(args)

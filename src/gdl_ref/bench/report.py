@@ -1,7 +1,5 @@
-"""Benchmark reports: the Markdown tables of a run (``gdl-ref bench`` prints them; the benchmarks page shows them).
+"""Benchmark reports: the Markdown tables of a run, ``tables(rows)``.
 
-``tables(rows)`` writes them; ``gdl_site.benchmark_targets`` judges the targets and ``gdl_site.benchmarks_page``
-renders the page of a recorded run.
 Ratios are *ours / peer*: below 1 favours ours for NLL and for seconds per example. A sample distance is
 shown beside its floor, the same distance for real train data (mean +- sd over random train subsets).
 A run with several seeds (``--seeds``) has one row per seed; ``aggregate`` merges them into one row per

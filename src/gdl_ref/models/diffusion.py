@@ -313,16 +313,6 @@ class Diffusion(DensityModule):
         return self.from_model(self.run_chain(x, steps, method, eta, generator))
     # --8<-- [end:sampling]
 
-    def sampler_variants(self) -> dict[str, dict[str, object]]:
-        """The samplers ``gdl-ref bench`` compares, label -> ``sample`` keywords: DDPM over all T steps,
-        then DDPM on a respaced chain and DDIM (eta = 0) at 100, 50, 20 and 10 steps."""
-        T = self.config.timesteps
-        variants: dict[str, dict[str, object]] = {f"DDPM, {T} steps": {"method": "ddpm", "steps": T}}
-        for steps in (k for k in (100, 50, 20, 10) if k < T):
-            variants[f"DDPM, {steps} steps"] = {"method": "ddpm", "steps": steps}
-            variants[f"DDIM, {steps} steps"] = {"method": "ddim", "steps": steps}
-        return variants
-
 
 class ImageDiffusion(Diffusion):
     """DDPM on digits: a U-Net denoiser, x_0 the levels' bin centres in [-1, 1], a decoder discretised over the

@@ -176,6 +176,11 @@ class FlowConfig(FamilyConfig):
     RANGES = {"logit_alpha": (0.0, 0.49)}
     CHOICES = {"coupling": ("affine", "spline"), "dequantization": ("uniform", "variational")}
 
+    @property
+    def variant(self) -> str:
+        """The couplings, e.g. ``spline couplings`` (a RealNVP class may run either kind)."""
+        return f"{self.coupling} couplings"
+
     @classmethod
     def defaults(cls, data: str) -> dict[str, Any]:
         """Digits: eight spline couplings of width 128 with 8 bins on the 64 logits.

@@ -148,7 +148,7 @@ class GAN(nn.Module):
     A subclass builds ``generator``, ``features`` and ``head`` and says how data enters the critic (``prepare``)
     and how the generator's output becomes a sample (``to_data``).
 
-    ``loss(x)`` (used by ``fit`` for validation) is the critic's loss on a real batch against as many
+    ``loss(x)`` is the critic's loss on a real batch against as many
     fresh generated samples, without the penalty: for WGAN-GP, E[D(G(z))] - E[D(x)], the negative of the
     critic's Wasserstein estimate; for DCGAN, the discriminator's cross-entropy
     -E[log sigma(D(x))] - E[log(1 - sigma(D(G(z))))] in nats.

@@ -21,7 +21,8 @@ from gdl_ref.data import DATASETS
 from gdl_ref.models.config_fields import check_fields
 from gdl_ref.records import from_json, json_fields
 
-__all__ = ["FAMILIES", "FamilyConfig", "names", "module", "register", "build", "fields_from_json", "family_of", "datasets"]
+__all__ = ["FAMILIES", "FamilyConfig", "names", "module", "register", "build", "fields_from_json", "family_of", "label",
+           "datasets"]
 
 FAMILIES: dict[str, str] = {
     "autoregressive": "gdl_ref.models.autoregressive",
@@ -103,6 +104,14 @@ def family_of(model: nn.Module) -> str | None:
     return None
 
 
+def label(model: nn.Module) -> str:
+    """The model's name in tables: its class name, with what its config says tells it apart
+    (``FamilyConfig.variant``, e.g. ``PointFlow (affine couplings)``)."""
+    config = getattr(model, "config", None)
+    variant = config.variant if isinstance(config, FamilyConfig) else None
+    return f"{type(model).__name__} ({variant})" if variant else type(model).__name__
+
+
 Config = TypeVar("Config", bound="FamilyConfig")
 
 
@@ -123,6 +132,11 @@ class FamilyConfig:
     def __post_init__(self) -> None:
         """Every field checked by type and range (:func:`~gdl_ref.models.config_fields.check_fields`)."""
         check_fields(self)
+
+    @property
+    def variant(self) -> str | None:
+        """What tells a model of this config apart from others of its class (e.g. a flow's couplings), or None."""
+        return None
 
     @classmethod
     def defaults(cls, data: str) -> dict[str, Any]:

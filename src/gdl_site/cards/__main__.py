@@ -1,4 +1,4 @@
-"""`python -m gdl_site.cards check|import|export`: the card tools without the rest of gdl-ref."""
+"""`python -m gdl_site.cards check|import|export|lock|retire`: `gdl-ref cards` without the rest of gdl-ref."""
 
 import sys
 

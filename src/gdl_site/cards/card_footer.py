@@ -1,25 +1,13 @@
-"""A Markdown extension that ends each card with two things a reader needs: a way to report a problem
-with it, and which version of the code it was checked against.
-
-After a card's question (the ``<details class="question">`` of ``??? question``) it adds::
+"""A Markdown extension that ends each card's question with a report link and the code it was verified with::
 
     <p class="card-meta" data-search-exclude><small><a href="…/issues/new?title=…&body=…">Report a problem with this card</a>
     · Verified with gdl-ref 0.1.0 on 2026-11-28</small></p>
 
-- The report link opens a new issue on ``repo_url`` (mkdocs.yml), its title and body filled with the
-  card id, the card's title and its page (the page's address on ``site_url`` when the builder says which
-  page it renders, as MkDocs does; the page title otherwise), and the version.
-- The date is that of the commit the site is built from (``git log -1 --format=%cs``), or the
-  ``SOURCE_DATE_EPOCH`` of a reproducible build. Not the build's own date: the build runs no code;
-  the test suite does, on a commit, and the site is published from a commit whose tests passed. A
-  rebuild of the same commit months later verified nothing new and says the same date. A tree with
-  uncommitted changes, or outside a git checkout, was not verified, and the line says so (with the
-  build's date, the only one there is).
-
-It is a Markdown extension, not a MkDocs hook, so that every builder that reads ``markdown_extensions``
-runs it. Configuration (all optional): ``repo_url`` and ``site_url`` (default: read from
-``config_file``, ``mkdocs.yml``), ``version`` (default: ``gdl_ref.__version__``), ``date`` and
-``commit`` (default: from git, as above).
+The link opens a new issue on ``repo_url`` naming the card, its page and the version. The date is the day
+of ``SOURCE_DATE_EPOCH`` if set, else that of the commit built from (``git log -1 --format=%cs``), else
+today (no git checkout); a tree with uncommitted changes, or no commit, ends the line "not verified".
+Options (all optional): ``repo_url``, ``site_url`` (default: from ``config_file``, mkdocs.yml),
+``version``, ``date``, ``commit``.
 """
 
 from __future__ import annotations

@@ -4,16 +4,19 @@
 subcommand's handler takes the argparse Namespace and returns the exit status. The same
 commands run standalone as `python -m gdl_site.cards ...`.
 
-Exit status: 0 fine; 1 problems found (listed as `file:line: message`); 2 bad usage
-(a path that does not exist, a file that is not flashcards, an output that exists).
+Exit status (`gdl_ref.cli_errors`): 0 fine; 1 problems found (listed as `file:line: message`, then
+a count), or an error naming the file (a path that does not exist, a file that is not flashcards or
+not UTF-8, an output that exists, a lock file that refuses the change); 2 a usage error naming the
+argument (an unknown option, a missing argument, a bad value).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
+
+from gdl_ref.cli_errors import ArgumentParser, Failure, UsageError, fail, run_main
 
 __all__ = ["add_parser", "main", "cmd_check", "cmd_import", "cmd_export", "cmd_lock", "cmd_retire"]
 
@@ -22,27 +25,12 @@ def _err(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _existing(paths: list[str]) -> list[Path] | None:
+def _existing(paths: list[str]) -> list[Path]:
+    """``paths`` as Paths; ``Failure`` naming those that do not exist."""
     missing = [p for p in paths if not Path(p).exists()]
-    for p in missing:
-        _err(f"gdl-ref cards: no such file or folder: {p}")
-    return None if missing else [Path(p) for p in paths]
-
-
-def _guarded(handler):
-    """Run a handler; an unexpected error is one line on stderr, not a traceback (GDL_REF_DEBUG=1 shows it)."""
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except Exception as exc:  # the last line of defence: tools never end in a traceback
-            if os.environ.get("GDL_REF_DEBUG"):
-                raise
-            _err(f"gdl-ref cards {args.cards_command}: internal error: {type(exc).__name__}: {exc} "
-                 "(set GDL_REF_DEBUG=1 for the traceback, and please report it)")
-            return 3
-    run.__name__ = handler.__name__
-    run.__doc__ = handler.__doc__
-    return run
+    if missing:
+        fail(f"{', '.join(missing)}: no such file or folder")
+    return [Path(p) for p in paths]
 
 
 def _lock_check(paths: list[Path], pages: list, root: str) -> list:
@@ -60,14 +48,11 @@ def _lock_check(paths: list[Path], pages: list, root: str) -> list:
         return [Problem(LOCK_NAME, 1, str(exc))]
 
 
-@_guarded
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the cards under PATHS; print every problem as file:line: message."""
     from .validate import site_duplicates, validate_paths
 
     paths = _existing(args.paths)
-    if paths is None:
-        return 2
     pages, problems = validate_paths(paths, args.root)
     if not args.alone:
         problems = sorted(set(problems) | set(site_duplicates(pages, args.root)) | set(_lock_check(paths, pages, args.root)))
@@ -81,7 +66,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-@_guarded
 def cmd_import(args: argparse.Namespace) -> int:
     """Turn a flashcard text file into a chapter page; report what was changed or not mapped."""
     from .importer import ImportFailed, import_flashcards
@@ -90,26 +74,21 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     source = Path(args.file)
     if not source.is_file():
-        _err(f"gdl-ref cards import: no such file: {source}")
-        return 2
+        fail(f"{source}: no such file")
     try:
         text = source.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        _err(f"gdl-ref cards import: {source} is not UTF-8 text (a flashcard file is plain text)")
-        return 2
+        fail(f"{source} is not UTF-8 text (a flashcard file is plain text)")
     out = Path(args.out) if args.out else None
     if out and out.exists() and not args.force:
-        _err(f"gdl-ref cards import: {out} exists: pass --force to overwrite it")
-        return 2
+        fail(f"{out} exists: pass --force to overwrite it")
     try:
         taken = {**retired_ids(Path(args.root) / LOCK_NAME), **site_ids(Path(args.root), {out} if out else set())}
         result = import_flashcards(text, args.chapter, taken)
     except ImportFailed as exc:
-        _err(f"gdl-ref cards import: {source}: {exc}")
-        return 1
+        raise Failure(f"{source}: {exc}") from None
     except LockError as exc:
-        _err(f"gdl-ref cards import: {exc}")
-        return 2
+        raise Failure(str(exc)) from None
     page_name = str(out) if out else "<page>"
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -124,20 +103,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
 def cmd_export(args: argparse.Namespace) -> int:
     """Export the cards under PATHS as an Anki deck, a CSV or flashcard text."""
     from .export import CardProblems, export_cards
     from .lock import LockError
 
     paths = _existing(args.paths)
-    if paths is None:
-        return 2
     try:
         cards = export_cards(paths, args.format, args.out, root=args.root, force=args.force)
     except (FileExistsError, IsADirectoryError, LockError) as exc:
-        _err(f"gdl-ref cards export: {exc}")
-        return 2
+        raise Failure(str(exc)) from None
     except CardProblems as exc:
         for problem in exc.problems:
             print(problem)
@@ -147,7 +122,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
 def cmd_lock(args: argparse.Namespace) -> int:
     """Add the ids of the cards under ROOT/docs that ROOT/cards.lock.json lacks, each with its Anki note GUID;
     no entry is ever changed or removed."""
@@ -156,8 +130,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
     root = Path(args.root)
     if not (root / "docs").is_dir():
-        _err(f"gdl-ref cards lock: no docs folder under {root}")
-        return 2
+        fail(f"{root / 'docs'}: no such folder")
     try:
         added = lock_site(root)
     except CardProblems as exc:
@@ -166,13 +139,11 @@ def cmd_lock(args: argparse.Namespace) -> int:
         _err(f"gdl-ref cards lock: nothing written: {len(exc.problems)} problems in the cards (listed above)")
         return 1
     except LockError as exc:
-        _err(f"gdl-ref cards lock: {exc}")
-        return 2
+        raise Failure(str(exc)) from None
     print(f"added {len(added)} ids to {root / LOCK_NAME}" + (f": {', '.join(added)}" if added else ""))
     return 0
 
 
-@_guarded
 def cmd_retire(args: argparse.Namespace) -> int:
     """Mark ID retired in ROOT/cards.lock.json, with the reason. The card must be deleted from its page first;
     the entry and its GUID stay, and the id is never used again."""
@@ -180,20 +151,14 @@ def cmd_retire(args: argparse.Namespace) -> int:
     from .validate import site_ids
 
     root = Path(args.root)
+    if not args.why.strip():
+        raise UsageError("argument --why: say why the card is retired (for example: merged into another-card)")
     try:
         entry = retire(root / LOCK_NAME, args.id, args.why, set(site_ids(root)))
     except LockError as exc:
-        _err(f"gdl-ref cards retire: {exc}")
-        return 2
+        raise Failure(str(exc)) from None
     print(f'retired "{args.id}" (GUID {entry.guid}) in {root / LOCK_NAME}: {entry.retired}')
     return 0
-
-
-def _usage(parser: argparse.ArgumentParser):
-    def show(args: argparse.Namespace) -> int:
-        parser.print_help(sys.stderr)
-        return 2
-    return show
 
 
 def _root_option(parser: argparse.ArgumentParser, text: str = "repository root (default: .)") -> None:
@@ -212,8 +177,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def _add_subcommands(cards: argparse.ArgumentParser) -> None:
     from .export import FORMATS   # genanki is imported only when a deck is written
 
-    cards.set_defaults(func=_usage(cards), cards_command="")
-    sub = cards.add_subparsers(dest="cards_command", metavar="{check,import,export,lock,retire}")
+    sub = cards.add_subparsers(dest="cards_command", metavar="{check,import,export,lock,retire}", required=True)
 
     check = sub.add_parser("check", help="validate cards: every problem as file:line: message",
                            description="Validate the chapter pages under PATHS (default docs/): card structure, "
@@ -261,8 +225,6 @@ def _add_subcommands(cards: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m gdl_site.cards ...`: the cards subcommands without the rest of gdl-ref."""
-    parser = argparse.ArgumentParser(prog="python -m gdl_site.cards",
-                                     description="Check, import and export the cards of the site.")
+    parser = ArgumentParser(prog="gdl-ref cards", description="Check, import and export the cards of the site.")
     _add_subcommands(parser)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return run_main(parser, argv)
