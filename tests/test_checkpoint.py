@@ -104,8 +104,9 @@ def test_train_state_rejects_pickled_code(tmp_path, tiny_family):
 
 
 def test_missing_and_foreign_folders_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+    with pytest.raises(FileNotFoundError, match="model.safetensors") as info:
         checkpoint.load_checkpoint(tmp_path)
+    assert "run folder" not in str(info.value)
     checkpoint.save_checkpoint(tmp_path, nn.Linear(2, 2))
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta["family"] is None and meta["config"] is None
@@ -113,6 +114,12 @@ def test_missing_and_foreign_folders_are_named(tmp_path):
         checkpoint.load_model(tmp_path)
     (tmp_path / "meta.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(ValueError, match="not a gdl-ref-checkpoint"):
+        checkpoint.load_checkpoint(tmp_path)
+
+
+def test_a_run_folder_points_to_its_checkpoint(tmp_path):
+    checkpoint.save_checkpoint(tmp_path / "checkpoint", nn.Linear(2, 2))  # the layout gdl-ref train --out writes
+    with pytest.raises(FileNotFoundError, match=r"a run folder: its checkpoint is \S*checkpoint\)"):
         checkpoint.load_checkpoint(tmp_path)
 
 

@@ -299,7 +299,9 @@ def _open(path: Path) -> tuple[dict[str, Any], Callable[[str], bytes | None]]:
     """A checkpoint folder's meta.json, checked against the files present, and a reader of verified files."""
     for name in ("model.safetensors", "meta.json"):
         if not (path / name).is_file():
-            raise FileNotFoundError(f"{path / name} not found: {path} is not a gdl-ref checkpoint folder")
+            inner = path / "checkpoint"  # gdl-ref train --out DIR writes its checkpoint into DIR/checkpoint
+            hint = f" (a run folder: its checkpoint is {inner})" if (inner / "model.safetensors").is_file() else ""
+            raise FileNotFoundError(f"{path / name} not found: {path} is not a gdl-ref checkpoint folder{hint}")
     meta = _read_meta(path / "meta.json")
     records = meta.get("files")  # absent in format 1: nothing to verify against
     if records is not None:
