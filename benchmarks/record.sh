@@ -5,7 +5,8 @@
 # on the machine's speed; the toy runs go two at a time (--toy-workers 2, one torch thread each) only so that the
 # whole run fits in its wall time on 2 cores. The JSON records the load average at the start and the end, the
 # throughput of every run and the wall time of the whole run; the page shows them. Run from anywhere:
-#   pip install -r benchmarks/requirements.txt   (the peers: zuko, diffusers)
+#   pip install -r benchmarks/requirements.txt   (the peers: zuko, diffusers, and what the next two import)
+#   pip install --no-deps -r benchmarks/requirements-no-deps.txt   (denoising-diffusion-pytorch, torchcfm)
 #   bash benchmarks/record.sh [extra gdl-ref bench options, e.g. --note "idle machine"]
 set -euo pipefail
 cd "$(dirname "$0")/.."

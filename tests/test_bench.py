@@ -340,7 +340,7 @@ def test_diffusers_peer_follows_the_contract() -> None:
     pytest.importorskip("diffusers")
     from gdl_ref.data import load
 
-    (peer,) = [p for p in bench.load_peers(ROOT / "benchmarks" / "peers") if p.pairs_with == "diffusion"]
+    peer = {p.name: p for p in bench.load_peers(ROOT / "benchmarks" / "peers")}["diffusers DDPM"]
     model = peer.build("digits")
     assert model.bound is None and evaluate.bound_of(model) is None and "no NLL" in peer.note
     loss = model.loss(load("digits", "train")[:4])
@@ -350,6 +350,113 @@ def test_diffusers_peer_follows_the_contract() -> None:
     assert s.dtype == torch.int64 and s.shape == (2, 1, 8, 8)
     with pytest.raises(ValueError, match="digits only"):
         peer.build("moons")
+
+
+def _peer(name: str) -> bench.Peer:
+    return {p.name: p for p in bench.load_peers(ROOT / "benchmarks" / "peers")}[name]
+
+
+def _assert_trains(model: nn.Module, x: torch.Tensor) -> None:
+    """loss(x) is a finite scalar whose gradient reaches every parameter."""
+    loss = model.loss(x)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+    assert any(float(p.grad.abs().sum()) > 0 for p in model.parameters() if p.requires_grad)
+
+
+def _assert_levels(s: torch.Tensor, n: int) -> None:
+    assert s.dtype == torch.int64 and s.shape == (n, 1, 8, 8) and 0 <= int(s.min()) <= int(s.max()) <= 16
+
+
+@pytest.mark.slow
+def test_lucidrains_peer_follows_the_contract() -> None:
+    pytest.importorskip("denoising_diffusion_pytorch")
+    from gdl_ref.data import levels_to_signed, load
+    from gdl_ref.models.diffusion import DiffusionConfig, beta_schedule
+
+    peer = _peer("lucidrains DDPM")
+    model = peer.build("digits")
+    assert model.bound is None and evaluate.bound_of(model) is None and "no NLL" in peer.note
+    assert model.diffusion.num_timesteps == DiffusionConfig().timesteps and model.diffusion.objective == "pred_noise"
+    torch.testing.assert_close(model.diffusion.betas.double(), beta_schedule("cosine", 1000), rtol=0, atol=1e-6)
+    small = type(model)("digits", DiffusionConfig(timesteps=4))
+    x = load("digits", "train")[:4]
+    seen: list[torch.Tensor] = []
+    losses = small.diffusion.p_losses
+    small.diffusion.p_losses = lambda x0, t, **kw: seen.append(x0) or losses(x0, t, **kw)  # type: ignore[method-assign]
+    _assert_trains(small, x)
+    assert torch.equal(seen[0], levels_to_signed(x))  # the library's x_0 is exactly ours
+    _assert_levels(small.sample(2), 2)
+    with pytest.raises(ValueError, match="digits only"):
+        peer.build("moons")
+
+
+def _linear_field(dims: int, seed: int = 0) -> tuple[nn.Linear, torch.distributions.MultivariateNormal]:
+    """v(t, x) = A x + c as a layer on [x, t], and the law of x(1) = e^A x(0) + A^-1 (e^A - I) c, x(0) ~ N(0, I)."""
+    g = torch.Generator().manual_seed(seed)
+    a = 0.5 * torch.randn(dims, dims, generator=g) / math.sqrt(dims)
+    c = 0.5 * torch.randn(dims, generator=g)
+    layer = nn.Linear(dims + 1, dims)
+    with torch.no_grad():
+        layer.weight.copy_(torch.cat([a, torch.zeros(dims, 1)], dim=1))
+        layer.bias.copy_(c)
+    e = torch.linalg.matrix_exp(a)
+    mean = torch.linalg.solve(a, (e - torch.eye(dims)) @ c)
+    return layer, torch.distributions.MultivariateNormal(mean, e @ e.T)
+
+
+@pytest.mark.slow
+def test_torchcfm_peer_follows_the_contract() -> None:
+    pytest.importorskip("torchcfm")
+    from gdl_ref.data import dequantize, load
+
+    peer = _peer("torchcfm CFM")
+    assert set(peer.data) == {"digits", *data.TOY_NAMES} and peer.pairs_with == "flow"
+    flow = peer.build("digits")
+    assert flow.bound is Bound.DEQUANTIZED and evaluate.bound_of(flow) is Bound.DEQUANTIZED
+    x = load("digits", "test")[:4]
+    _assert_trains(flow, x)
+    # the exact-trace CNF density against a closed form: a linear field moves N(0, I) to a known Gaussian
+    for dims in (2, 64):
+        field = peer.build("moons" if dims == 2 else "digits")
+        field.net, law = _linear_field(dims)
+        y = law.sample((3,))
+        torch.testing.assert_close(field.log_prob_continuous(y), law.log_prob(y), rtol=0, atol=1e-3)
+    # digits: log P(x) >= log p_V(v) + log|dv/dy| - 64 log 17 with v = logit(a + (1 - 2a) y), y = (x + u) / 17
+    torch.manual_seed(0)
+    lp = field.log_prob(x)
+    torch.manual_seed(0)
+    s = 0.05 + 0.9 * dequantize(x).flatten(1)
+    log_py = law.log_prob(torch.logit(s)) + (math.log(0.9) - torch.log(s * (1 - s))).sum(-1)
+    torch.testing.assert_close(lp, log_py - 64 * math.log(17), rtol=2e-5, atol=1e-3)  # the ODE's tolerance is 1e-5
+    _assert_levels(flow.sample(3), 3)
+    toy = peer.build("moons")
+    assert toy.bound is Bound.DIFFERENTIAL and toy.sample(5).shape == (5, 2)
+    assert toy.log_prob(toy.sample(5)).shape == (5,)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, family, data_name", [("lucidrains DDPM", "diffusion", "digits"),
+                                                     ("torchcfm CFM", "flow", "digits"),
+                                                     ("torchcfm CFM", "flow", "moons")])
+def test_new_peers_give_a_row_like_the_others(name: str, family: str, data_name: str) -> None:
+    pytest.importorskip({"lucidrains DDPM": "denoising_diffusion_pytorch", "torchcfm CFM": "torchcfm"}[name])
+    peer = _peer(name)
+    build = peer.build
+    if name == "lucidrains DDPM":  # T = 4: the sampler runs T steps
+        from gdl_ref.models.diffusion import DiffusionConfig
+
+        build = lambda d: type(peer.build(d))(d, DiffusionConfig(timesteps=4))  # noqa: E731
+    small = bench.Peer(peer.name, peer.pairs_with, peer.data, build, peer.versions, peer.note)
+    row = bench.run_one(family, data_name, bench.Budget(steps=2), eval_samples=8, peer=small)
+    assert REQUIRED - ({"test_nll"} if name == "lucidrains DDPM" else set()) <= row.keys()
+    assert row["peer"] and row["model"] == name and row["family"] == family and row["steps"] == 2
+    if name == "lucidrains DDPM":
+        assert row["bound"] is None and "test_nll" not in row and row["note"] == peer.note
+    else:
+        assert row["bound"] == ("dequantized" if data_name == "digits" else "differential")
+        assert math.isfinite(row["test_nll"]) and ("test_bits_per_dim" in row) == (data_name == "digits")
 
 
 # ---- tables, targets, the page ----------------------------------------------------------------------

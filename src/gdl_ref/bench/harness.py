@@ -13,7 +13,7 @@ or ``--budget-seconds`` replace it) on the train split, and scores it on the tes
   optimiser (from ``gdl_ref.train.History``), parameters, steps, seconds, examples per second;
 * with ``--seeds 0 1 2`` one row per seed; the tables and the JSON's ``summary`` give mean +- sd over seeds.
 
-Peer libraries (zuko's flows, diffusers' DDPM) are trained the same way with ``--peers``; their
+Peer libraries (zuko's flows, torchcfm's flow matching, diffusers' and lucidrains' DDPMs) are trained the same way with ``--peers``; their
 adapters live in the repository's ``benchmarks/peers/`` and are imported only when asked for.
 """
 
@@ -331,7 +331,8 @@ def load_peers(directory: Path) -> list[Peer]:
             spec.loader.exec_module(module)  # type: ignore[union-attr]
         except ImportError as err:
             raise ImportError(f"{path.name}: {err}; install the peers with "
-                              "`pip install -r benchmarks/requirements.txt`") from None
+                              "`pip install -r benchmarks/requirements.txt` and "
+                              "`pip install --no-deps -r benchmarks/requirements-no-deps.txt`") from None
         peers.extend(getattr(module, "PEERS", []))
     return peers
 
