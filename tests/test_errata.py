@@ -62,13 +62,16 @@ def test_diffusion_bound_is_an_expectation_and_one_draw_bounds_only_in_expectati
 
 def test_the_samplers_the_diffusion_page_counts_are_those_of_the_recorded_run() -> None:
     # The benchmark runs DDPM on all T steps, then DDPM respaced and DDIM at each of four step counts: the
-    # count and the step counts the page states are those of sampler_variants() in the run it includes.
+    # count and the step counts the page states are those of the bench's sweep and of the run it includes.
+    from gdl_ref.bench.samplers import diffusion_samplers
     from gdl_ref.models.diffusion import DiffusionConfig
 
     text = _prose("families/diffusion.md")
-    stated = re.search(r"`sampler_variants\(\)`, (\w+) in all: .*? all ([\d,]+) steps, then, at each of ([\d, and]+) steps", text)
+    stated = re.search(r"`gdl_ref\.bench\.samplers\.SAMPLER_SWEEPS`\), (\w+) in all: .*? all ([\d,]+) steps, then, at each of "
+                       r"([\d, and]+) steps", text)
     assert stated, "docs/families/diffusion.md no longer states the samplers of the benchmark"
     count, total, respaced = NUMBERS[stated.group(1)], int(stated.group(2).replace(",", "")), stated.group(3)
+    assert len(diffusion_samplers(DiffusionConfig().timesteps)) == count
     rows = [r for r in _recorded_run()["results"] if r["family"] == "diffusion" and r.get("samplers")]
     assert rows
     for row in rows:
