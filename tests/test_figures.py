@@ -54,17 +54,14 @@ _NOT_PROSE = [re.compile(p, re.DOTALL) for p in (
 # Definitions that the patterns above would take for measurements: (page or "*", regex, why it is not
 # a measured figure). An entry matches when its regex matches a span of the line that holds the figure.
 ALLOWED: list[tuple[str, str, str]] = [
-    # The benchmark's time budget is a setting of the run (--budget-seconds 120 on digits, 60 on toys),
-    # not something it measured.
+    # A wall-clock budget is a setting of a run (--budget-seconds), not something it measured.
     ("*", r"(?:trains?|for|at most|the same) (?:for )?(?:at most )?two minutes", "the benchmark's budget"),
-    ("*", r"two minutes on the digits and one on (?:each toy|the mixture)", "the benchmark's budget"),
     ("*", r"trains for minutes", "says only that it is slow, no figure"),
     # What an ideal or a chance score is: a property of the metric, not a measurement.
     ("*", r"accuracy (?:near |of )?0\.5|0\.5 is ideal|0\.5 (?:means|is chance)", "1-NN accuracy of chance"),
     # Unit definitions.
     ("*", r"nats / \(64 ln 2\)|per image and bits per dimension", "the definition of bits per dimension"),
     # Settings, not results: a default budget, a share fixed by a parameter, the load-average windows.
-    ("*", r"two minutes per model", "the benchmark's budget"),
     ("*", r"budget[^\n]*\b\d+ s per run", "the benchmark's budget"),
     ("docs/guide/cli.md", r"60 seconds if none is given", "the default budget of --seconds"),
     ("docs/families/ebm.md", r"95% of the chains start|and 5% from uniform noise",

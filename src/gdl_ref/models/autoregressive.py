@@ -129,7 +129,7 @@ class GatedBlock(nn.Module):
 
 @dataclass
 class PixelCNNConfig(FamilyConfig):
-    """Gated PixelCNN on digits; defaults sized for a 2-core CPU (it stops early on the val split after some 650 steps)."""
+    """Gated PixelCNN on digits; defaults sized for a 2-core CPU (it stops early on the val split well inside its step budget)."""
 
     DATA = ("digits",)
     levels: int = gdata.DIGIT_LEVELS  # categories per pixel (17 grey levels)
