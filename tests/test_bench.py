@@ -288,18 +288,90 @@ def test_a_moved_run_trains_and_scores_on_the_moved_toy() -> None:
         bench.run_one("vae", "digits", bench.Budget(steps=1), move=move)
 
 
-def test_toy_workers_run_the_toys_in_other_processes_and_keep_the_order(tmp_path: Path) -> None:
+def test_workers_run_every_job_in_other_processes_and_keep_the_order(tmp_path: Path) -> None:
     out = tmp_path / "run.json"
-    assert _run("autoregressive", "--data", "moons,ring", "--budget-steps", "2", "--eval-samples", "64", "--seeds",
-                "0", "1", "--toy-workers", "2", "--json", str(out), "--quiet") == 0
+    assert _run("autoregressive", "--data", "moons,digits", "--budget-steps", "2", "--eval-samples", "64", "--seeds",
+                "0", "1", "--workers", "2", "--json", str(out), "--quiet") == 0
     doc = json.loads(out.read_text())
-    assert [(r["data"], r["seed"]) for r in doc["results"]] == [("moons", 0), ("moons", 1), ("ring", 0), ("ring", 1)]
-    assert {r["torch_threads"] for r in doc["results"]} == {1}
-    assert "--toy-workers 2" in doc["command"]
+    assert [(r["data"], r["seed"]) for r in doc["results"]] == [("moons", 0), ("moons", 1), ("digits", 0),
+                                                                 ("digits", 1)]
+    assert {r["torch_threads"] for r in doc["results"]} == {1}  # the digits too
+    assert "--workers 2" in doc["command"]
+    assert not (tmp_path / "run.json.partial.jsonl").exists()  # the JSON holds every row now
     # the same runs in this process: the same seeds give the same fits
     again = bench.bench([("autoregressive", "moons")], bench.Budget(steps=2), seeds=(1,), eval_samples=64,
                         log=lambda s: None)
     assert again[0]["test_nll"] == pytest.approx(doc["results"][1]["test_nll"], rel=1e-4)
+
+
+def test_peer_and_moved_seeds_choose_the_seeds_of_those_runs_only() -> None:
+    zuko = bench.Peer("a peer", "flow", ("moons",), lambda d: None, dict)
+    todo = bench.jobs([("flow", "moons")], seeds=(0, 1, 2), peers=[zuko], moved=True, peer_seeds=(0,),
+                      moved_seeds=(1,))
+    ours = [j for j in todo if j.peer is None and j.move is None]
+    assert [j.seed for j in ours] == [0, 1, 2]
+    assert {j.seed for j in todo if j.peer} == {0} and {j.seed for j in todo if j.move} == {1}
+    assert len([j for j in todo if j.move]) == len(data.MOVES)
+    assert [j.sweep for j in ours] == [True, False, False]  # the sampler sweep: the first seed only
+    args = _parse("flow", "--seeds", "0", "1", "2", "--peers", "--peer-seeds", "0", "--moved", "--moved-seeds", "0")
+    assert "--seeds 0 1 2 --peer-seeds 0 --moved-seeds 0" in bench.command_line(args)
+    assert _run("flow", "--data", "moons", "--peer-seeds", "0") == 2  # without --peers: a usage error
+
+
+def test_the_sampler_sweep_runs_on_the_first_seed_and_the_summary_keeps_it(tmp_path: Path) -> None:
+    from gdl_ref.bench.report import aggregate
+    from gdl_ref.models.diffusion import build as build_diffusion
+
+    small = bench.Peer("small diffusion", "diffusion", ("moons",), lambda d: build_diffusion(d, timesteps=20,
+                                                                                              channels=16), dict)
+    rows = bench.bench([("diffusion", "moons")], bench.Budget(steps=2), seeds=(3, 4), eval_samples=32,
+                       peers=[small], log=lambda s: None)
+    peer_rows = [r for r in rows if r["peer"]]
+    assert [("samplers" in r) for r in peer_rows] == [True, False]
+    (summary,) = [r for r in aggregate(peer_rows)]
+    assert summary["seeds"] == [3, 4] and all(v["seeds"] == [3] for v in summary["samplers"])
+
+
+def test_an_interrupted_run_resumes_and_reruns_only_the_missing_jobs(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from gdl_ref.bench import harness
+
+    out = tmp_path / "run.json"
+    argv = ("autoregressive", "--data", "moons", "--budget-steps", "2", "--eval-samples", "64", "--seeds", "0", "1",
+            "2", "--json", str(out), "--quiet")
+    real, ran = harness.run_one, []
+
+    def dies_on_the_third(family: str, data_name: str, budget: bench.Budget, **kw: object) -> dict[str, object]:
+        ran.append(kw["seed"])
+        if len(ran) == 3:
+            raise KeyboardInterrupt  # the run is killed while its third job trains
+        return real(family, data_name, budget, **kw)
+
+    monkeypatch.setattr(harness, "run_one", dies_on_the_third)
+    assert _run(*argv) == 130  # interrupted (gdl_ref.cli_errors)
+    partial = tmp_path / "run.json.partial.jsonl"
+    assert not out.exists() and len(partial.read_text().splitlines()) == 3  # the sitting's line and two rows
+    assert _run(*argv) == 1  # without --resume the unfinished run is refused, and its rows are kept
+    assert len(partial.read_text().splitlines()) == 3
+    ran.clear()
+    monkeypatch.setattr(harness, "run_one", lambda *a, **kw: ran.append(kw["seed"]) or real(*a, **kw))
+    assert _run(*argv, "--resume") == 0
+    assert ran == [2]  # only the job without a row ran again
+    doc = json.loads(out.read_text())
+    assert [r["seed"] for r in doc["results"]] == [0, 1, 2] and doc["sittings"] == 2 and not partial.exists()
+    whole = tmp_path / "whole.json"
+    assert _run(*argv[:-3], "--json", str(whole), "--quiet") == 0
+    assert [r["test_nll"] for r in json.loads(whole.read_text())["results"]] == [r["test_nll"] for r in doc["results"]]
+
+
+def test_resume_refuses_the_rows_of_another_command(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    partial = tmp_path / "run.json.partial.jsonl"
+    partial.write_text(json.dumps({"sitting": 1, "command": "gdl-ref bench gan --seeds 0 --device cpu"}) + "\n")
+    assert _run("autoregressive", "--data", "moons", "--budget-steps", "2", "--json", str(out), "--resume",
+                "--quiet") == 1
+    assert partial.read_text().count("\n") == 1  # untouched
+    assert _run("autoregressive", "--data", "moons", "--resume") == 2  # --resume without --json
 
 
 def test_load_peers_explains_a_missing_package(tmp_path: Path) -> None:
@@ -629,7 +701,7 @@ def test_a_step_budget_page_opens_with_its_figure_summary_and_speed() -> None:
                    f"ours / peer 0.90× | stopped early at step 480 of {RECORDED_STEPS['flow']['digits']:,} |",
                    "| flow | digits | flow: ImageFlow | zuko NSF | 320 | 160 | 2.00× | 200 | 50 | 4.00× | 2 / 2 | 0.50 / 0.50 |",
                    "gdl-ref bench flow --data digits --seeds 0 1 2 --peers\n",
-                   "gdl-ref bench flow --data moons --seeds 0 1 2 --moved\n",
+                   "gdl-ref bench flow --data moons --seeds 0 --moved\n",  # the seeds of its own rows
                    f"autoregressive: {RECORDED_STEPS['autoregressive']['digits']:,} steps (digits)"):
         assert needle in page, needle
 
@@ -714,3 +786,16 @@ def test_names_and_samplers_come_from_the_registry_and_the_bench_table() -> None
     assert table["DDIM, 10 steps"] == {"method": "ddim", "steps": 10}
     assert list(diffusion_samplers(20)) == ["DDPM, 20 steps", "DDPM, 10 steps", "DDIM, 10 steps"]
     assert set(SAMPLER_SWEEPS) == {"diffusion"} and not hasattr(Diffusion, "sampler_variants")
+
+
+def test_row_commands_name_the_peer_and_moved_seeds_where_they_differ_from_ours() -> None:
+    from gdl_site.benchmarks_page import row_commands
+
+    rows = [_step_row("flow", "moons", model="SplineFlow", seed=k) for k in (0, 1, 2)]
+    rows += [_step_row("flow", "moons", model="zuko NSF", peer=True, seed=0),
+             _step_row("flow", "moons ×10", model="SplineFlow", seed=0, toy="moons", move={"scale": 10.0, "shift": 0.0})]
+    assert row_commands({"results": rows}, "flow") == [
+        "gdl-ref bench flow --data moons --seeds 0 1 2 --moved --moved-seeds 0 --peers --peer-seeds 0"]
+    same = [r for r in rows if not r.get("move")] + [{**r, "seed": k} for r in rows if r.get("move") for k in (0, 1, 2)]
+    same += [{**rows[3], "seed": k} for k in (1, 2)]
+    assert row_commands({"results": same}, "flow") == ["gdl-ref bench flow --data moons --seeds 0 1 2 --moved --peers"]

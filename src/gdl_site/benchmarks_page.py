@@ -64,7 +64,9 @@ def _threads(machine: dict[str, Any]) -> str:
     """The torch threads of a run: '1 torch thread', '2 torch threads', or its parts' ('1, 2 torch threads')."""
     threads = machine["torch_threads"]
     counts = threads if isinstance(threads, list) else [threads]
-    return ", ".join(str(t) for t in counts) + (" torch thread" if counts == [1] else " torch threads")
+    text = ", ".join(str(t) for t in counts) + (" torch thread" if counts == [1] else " torch threads")
+    workers = machine.get("workers", 1)
+    return text + (f" a run, {workers} runs at a time" if workers > 1 else "")
 
 
 def _parts_dir(doc: dict[str, Any], source: str) -> str:
@@ -151,9 +153,9 @@ def summary_table(doc: dict[str, Any]) -> str:
 
 def row_commands(doc: dict[str, Any], family: str) -> list[str]:
     """One command a data set that reproduces the family's rows on it: its seeds, its budget if not the
-    recorded one, ``--moved`` for moved toys and ``--peers`` where a peer ran."""
+    recorded one, ``--moved`` for moved toys and ``--peers`` where a peer ran, with ``--peer-seeds`` and
+    ``--moved-seeds`` where those rows ran other seeds than ours."""
     rows = [r for r in doc["results"] if r["family"] == family]
-    seeds = sorted({r.get("seed", 0) for r in rows})
     commands = []
     for data in dict.fromkeys(r.get("toy", r["data"]) for r in rows):
         mine = [r for r in rows if r.get("toy", r["data"]) == data]
@@ -167,11 +169,19 @@ def row_commands(doc: dict[str, Any], family: str) -> list[str]:
             if seconds:
                 words += (["--budget-seconds", f"{seconds:g}"] if data == "digits" else
                           ["--budget-seconds", f"{seconds:g}", "--toy-budget-seconds", f"{seconds:g}"])
-        words += ["--seeds", *(str(k) for k in seeds)]
-        if any(r.get("move") for r in mine):
-            words.append("--moved")
-        if any(r.get("peer") for r in mine):
-            words.append("--peers")
+
+        def seeds_of(keep: Any) -> list[int]:
+            return sorted({r.get("seed", 0) for r in mine if keep(r)})
+
+        ours = seeds_of(lambda r: not r.get("peer") and not r.get("move")) or seeds_of(lambda r: True)
+        words += ["--seeds", *(str(k) for k in ours)]
+        for flag, seeds_flag, keep in (("--moved", "--moved-seeds", lambda r: r.get("move")),
+                                       ("--peers", "--peer-seeds", lambda r: r.get("peer"))):
+            chosen = seeds_of(keep)
+            if chosen:
+                words.append(flag)
+                if chosen != ours:
+                    words += [seeds_flag, *(str(k) for k in chosen)]
         if sample.get("device", "cpu") != "cpu":
             words += ["--device", sample["device"]]
         commands.append(shlex.join(words))

@@ -30,13 +30,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
 from gdl_ref import records
 from gdl_ref.bench.budgets import Budget, recorded_budget
+from gdl_ref.bench.progress import RowLog, partial_path
 from gdl_ref.bench.report import aggregate, tables
 from gdl_ref.bench.samplers import SAMPLER_SWEEPS
 from gdl_ref.cli_errors import Failure, UsageError, fail, guarded
@@ -155,7 +156,7 @@ def what_ran(history: Any) -> dict[str, Any]:
 
 def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: str = "cpu",
             batch_size: int | None = None, eval_samples: int | None = None,
-            peer: Peer | None = None, move: Move | None = None) -> dict[str, Any]:
+            peer: Peer | None = None, move: Move | None = None, sweep: bool = True) -> dict[str, Any]:
     """Train one (family or peer, data) pair under ``budget`` and score it on the test split.
 
     Training follows the family's recipe (``gdl_ref.train.recipe``: batch size, learning rate, EMA,
@@ -163,7 +164,8 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     sides see the same data, batches and budget. ``batch_size`` replaces the recipe's. ``move`` (a toy
     only) trains and scores on the moved toy (``gdl_ref.data.Move``): the row's ``data`` is its label,
     e.g. ``moons ×10``; the paired KL is against the moved density, and the samples are moved back
-    before their distances are measured, so those compare with the toy's own rows.
+    before their distances are measured, so those compare with the toy's own rows. ``sweep`` scores the
+    family's other samplers too (``SAMPLER_SWEEPS``), where it has any.
     """
     from gdl_ref.data import dataset
     from gdl_ref.evaluate import bound_label, evaluate_density, evaluate_samples
@@ -218,9 +220,9 @@ def run_one(family: str, data: str, budget: Budget, *, seed: int = 0, device: st
     result["sample_seconds"] = time.perf_counter() - start
     result["sample_examples_per_s"] = n / max(result["sample_seconds"], 1e-9)
     result.update(evaluate_samples(samples, values, seed=seed).to_dict())
-    sweep = SAMPLER_SWEEPS.get(families.family_of(model) or "")
-    if sweep is not None:
-        result["samplers"] = _sampler_sweep(model, sweep(model.config), result, values, n, seed, device)
+    variants = SAMPLER_SWEEPS.get(families.family_of(model) or "") if sweep else None
+    if variants is not None:
+        result["samplers"] = _sampler_sweep(model, variants(model.config), result, values, n, seed, device)
     return result
 
 
@@ -291,6 +293,7 @@ class Job:
     seed: int = 0
     peer: str | None = None
     move: Move | None = None
+    sweep: bool = True  # also score the family's other samplers (SAMPLER_SWEEPS)
 
     @property
     def label(self) -> str:
@@ -298,16 +301,22 @@ class Job:
 
 
 def jobs(pairs: list[tuple[str, str]], seeds: tuple[int, ...] = (0,), peers: list[Peer] | None = None,
-         moved: bool = False) -> list[Job]:
-    """Every run of a benchmark, in the order of its tables: each pair, then each peer on the data of the family
-    it pairs with, then (``moved``) each scale-free 2-D density family (MOVED_FAMILIES) on every moved version of
-    each of its toys (``gdl_ref.data.MOVES``); each once per seed."""
-    runs: list[tuple[str, str, str | None, Move | None]] = [(f, d, None, None) for f, d in pairs]
+         moved: bool = False, peer_seeds: tuple[int, ...] | None = None,
+         moved_seeds: tuple[int, ...] | None = None) -> list[Job]:
+    """Every run of a benchmark, in the order of its tables: each pair once per seed, then each peer on the data
+    of the family it pairs with once per ``peer_seeds``, then (``moved``) each scale-free 2-D density family
+    (MOVED_FAMILIES) on every moved version of each of its toys (``gdl_ref.data.MOVES``) once per
+    ``moved_seeds``; both default to ``seeds``. Only the first of ``seeds`` sweeps the samplers."""
+    runs: list[tuple[str, str, str | None, Move | None, tuple[int, ...]]] = [(f, d, None, None, seeds)
+                                                                             for f, d in pairs]
     for p in peers or []:
-        runs += [(p.pairs_with, d, p.name, None) for f, d in pairs if f == p.pairs_with and d in p.data]
+        runs += [(p.pairs_with, d, p.name, None, peer_seeds or seeds) for f, d in pairs
+                 if f == p.pairs_with and d in p.data]
     if moved:
-        runs += [(f, d, None, m) for f, d in pairs if f in MOVED_FAMILIES and d in TOY_NAMES for m in MOVES]
-    return [Job(f, d, seed, peer, move) for f, d, peer, move in runs for seed in seeds]
+        runs += [(f, d, None, m, moved_seeds or seeds) for f, d in pairs if f in MOVED_FAMILIES and d in TOY_NAMES
+                 for m in MOVES]
+    return [Job(f, d, seed, peer, move, sweep=seed == seeds[0])
+            for f, d, peer, move, chosen in runs for seed in chosen]
 
 
 def default_peers_dir() -> Path:
@@ -343,7 +352,8 @@ def run_job(job: Job, budget: Budget, peers: dict[str, Peer], *, device: str = "
     log(f"bench: {job.label} ...")
     try:
         row = run_one(job.family, job.data, budget, seed=job.seed, device=device, batch_size=batch_size,
-                      eval_samples=eval_samples, peer=peers[job.peer] if job.peer else None, move=job.move)
+                      eval_samples=eval_samples, peer=peers[job.peer] if job.peer else None, move=job.move,
+                      sweep=job.sweep)
     except Exception as err:
         row = {"family": job.family, "model": job.peer or "", "peer": job.peer is not None,
                "data": job.move.label(job.data) if job.move else job.data, "seed": job.seed, "device": device,
@@ -358,32 +368,42 @@ def run_job(job: Job, budget: Budget, peers: dict[str, Peer], *, device: str = "
 def bench(pairs: list[tuple[str, str]], budget: Budget | BudgetOf = recorded_budget, *,
           seeds: tuple[int, ...] = (0,), device: str = "cpu", batch_size: int | None = None,
           eval_samples: int | None = None, peers: list[Peer] | None = None, moved: bool = False,
-          toy_workers: int = 1, peers_dir: Path | None = None,
+          peer_seeds: tuple[int, ...] | None = None, moved_seeds: tuple[int, ...] | None = None,
+          workers: int = 1, peers_dir: Path | None = None, done: dict[Job, dict[str, Any]] | None = None,
+          on_row: Callable[[Job, dict[str, Any]], None] | None = None,
           log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Run every job of ``jobs(pairs, seeds, peers, moved)``; the rows come back in that order.
+    """Run every job of ``jobs(pairs, seeds, peers, moved, peer_seeds, moved_seeds)``; the rows come back in
+    that order.
 
     ``budget`` is one :class:`Budget` for every run, or a function of (family, data) giving each run its
-    own: by default the recorded step budgets (:func:`gdl_ref.bench.budgets.recorded_budget`).
+    own: by default the recorded step budgets (:func:`gdl_ref.bench.budgets.recorded_budget`). A job in
+    ``done`` (job -> its row, from an interrupted run of the same command) is not run again; ``on_row`` is
+    called with each job and its row as it finishes.
 
-    Digits runs go one at a time with every torch thread. With ``toy_workers`` > 1 the 2-D toy runs go
-    ``toy_workers`` at a time, each in its own process with one torch thread (their models are too small to
-    gain from a second thread, so on two cores two runs take the time of one); peers are imported again in
-    each process from ``peers_dir``.
+    With ``workers`` = 1 the runs go one at a time in this process with every torch thread. With more, they
+    go ``workers`` at a time, each in its own process with one torch thread, the digits runs (the long ones)
+    first: on 2 cores two one-thread runs make about 1.5 times the steps of one two-thread run, since these
+    models are too small to keep two threads busy. Peers are imported again in each process from
+    ``peers_dir``. A run's figures depend on its thread count only through float rounding.
     """
     budget_of: BudgetOf = budget if callable(budget) else (lambda family, data: budget)
-    todo = jobs(pairs, seeds, peers, moved)
+    todo = jobs(pairs, seeds, peers, moved, peer_seeds, moved_seeds)
     by_name = {p.name: p for p in peers or []}
     options = {"device": device, "batch_size": batch_size, "eval_samples": eval_samples}
-    rows: dict[int, dict[str, Any]] = {}
-    parallel = [i for i, j in enumerate(todo) if j.data in TOY_NAMES] if toy_workers > 1 else []
-    for i, job in enumerate(todo):
-        if i not in parallel:
-            rows[i] = run_job(job, budget_of(job.family, job.data), by_name, log=log, **options)
-    if parallel:
+    rows = {i: done[job] for i, job in enumerate(todo) if done and job in done}
+    left = sorted((i for i in range(len(todo)) if i not in rows), key=lambda i: todo[i].data in TOY_NAMES)
+    finish = on_row or (lambda job, row: None)
+    if workers == 1:
+        for i in left:
+            rows[i] = run_job(todo[i], budget_of(todo[i].family, todo[i].data), by_name, log=log, **options)
+            finish(todo[i], rows[i])
+    elif left:
         if peers and peers_dir is None:
-            raise ValueError("toy_workers > 1 with peers needs peers_dir: each process imports the peers again")
-        rows.update(_run_in_workers({i: (todo[i], budget_of(todo[i].family, todo[i].data)) for i in parallel},
-                                    toy_workers, peers_dir if peers else None, log is not _silent, options))
+            raise ValueError("workers > 1 with peers needs peers_dir: each process imports the peers again")
+        for i, row in _run_in_workers([(i, todo[i], budget_of(todo[i].family, todo[i].data)) for i in left],
+                                      workers, peers_dir if peers else None, log is not _silent, options):
+            rows[i] = row
+            finish(todo[i], row)
     return [rows[i] for i in range(len(todo))]
 
 
@@ -391,17 +411,19 @@ def _silent(_: str) -> None:
     """A log that says nothing (``--quiet``)."""
 
 
-def _run_in_workers(todo: dict[int, tuple[Job, Budget]], workers: int, peers_dir: Path | None, verbose: bool,
-                    options: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    """Each job in a pool of ``workers`` fresh processes (spawned, one torch thread each); index -> row."""
+def _run_in_workers(todo: list[tuple[int, Job, Budget]], workers: int, peers_dir: Path | None, verbose: bool,
+                    options: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each job in a pool of ``workers`` fresh processes (spawned, one torch thread each), started in the order
+    given; yields (index, row) as each finishes."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     context = multiprocessing.get_context("spawn")  # not fork: the parent's thread pools do not survive a fork
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_start,
                              initargs=(str(peers_dir) if peers_dir else None, verbose)) as pool:
-        futures = {i: pool.submit(_worker_job, job, budget, options) for i, (job, budget) in todo.items()}
-        return {i: f.result() for i, f in futures.items()}
+        futures = {pool.submit(_worker_job, job, budget, options): i for i, job, budget in todo}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
 
 
 _WORKER: dict[str, Any] = {}  # in a worker process: its peers by name and its log
@@ -418,17 +440,21 @@ def _worker_job(job: Job, budget: Budget, options: dict[str, Any]) -> dict[str, 
 
 
 def command_line(args: argparse.Namespace) -> str:
-    """The canonical command that reproduces a run of ``args``."""
+    """The canonical command that reproduces a run of ``args`` (``--resume`` aside: it changes no figure)."""
     parts = ["gdl-ref", "bench", args.family]
     if args.data:
         parts += ["--data", ",".join(args.data)]
     for flag, value in (("--budget-seconds", args.budget_seconds), ("--toy-budget-seconds", args.toy_budget_seconds),
                         ("--budget-steps", args.budget_steps), ("--batch-size", args.batch_size),
                         ("--eval-samples", args.eval_samples), ("--threads", args.threads),
-                        ("--toy-workers", args.toy_workers)):
+                        ("--workers", args.workers)):
         if value is not None:
             parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-    parts += ["--seeds", *(str(k) for k in args.seeds), "--device", args.device]
+    parts += ["--seeds", *(str(k) for k in args.seeds)]
+    for flag, seeds in (("--peer-seeds", args.peer_seeds), ("--moved-seeds", args.moved_seeds)):
+        if seeds is not None:
+            parts += [flag, *(str(k) for k in seeds)]
+    parts += ["--device", args.device]
     if args.moved:
         parts.append("--moved")
     if args.peers:
@@ -439,11 +465,12 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def report(rows: list[dict[str, Any]], args: argparse.Namespace, peers: list[Peer],
-           machine: dict[str, Any], wall_seconds: float | None = None) -> dict[str, Any]:
+           machine: dict[str, Any], wall_seconds: float | None = None, sittings: int = 1) -> dict[str, Any]:
     """The JSON document of a run: when, where, what command, which versions, how long, the rows per seed
     and their summary (mean +- sd over seeds).
 
-    ``machine`` is ``machine_info`` taken before the run; the load average after it is added here.
+    ``machine`` is ``machine_info`` taken before the run; the load average after it is added here. A run
+    resumed after an interruption (``--resume``) ran in ``sittings`` sittings; ``wall_seconds`` is their sum.
     """
     machine = {**machine, "loadavg_end": loadavg()}
     vers = versions()
@@ -458,6 +485,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, peers: list[Pee
         "versions": vers,
         "seeds": list(args.seeds),
         "wall_seconds": wall_seconds,
+        **({"sittings": sittings} if sittings > 1 else {}),
         "results": rows,
         "summary": aggregate(rows),
     }
@@ -497,13 +525,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--moved", action="store_true",
                    help="also fit the scale-free 2-D density families (" + ", ".join(MOVED_FAMILIES) + ") on each "
                         "of their toys scaled by 0.1 and by 10 and shifted by 5 (gdl_ref.data.MOVES)")
-    p.add_argument("--toy-workers", type=int, default=None, metavar="N",
-                   help="run the 2-D toy runs N at a time, each in its own process with one torch thread "
-                        "(digits runs stay one at a time with every thread); default 1")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="run N runs at a time, each in its own process with one torch thread, the digits runs "
+                        "first (default 1: one at a time in this process with every thread)")
+    p.add_argument("--peer-seeds", type=int, nargs="+", default=None, metavar="K",
+                   help="the seeds of the peers' runs (default: --seeds)")
+    p.add_argument("--moved-seeds", type=int, nargs="+", default=None, metavar="K",
+                   help="the seeds of the --moved runs (default: --seeds)")
     p.add_argument("--peers", action="store_true",
                    help="also train the peer libraries' models (benchmarks/peers, benchmarks/requirements.txt)")
     p.add_argument("--peers-dir", type=Path, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the results as JSON")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE",
+                   help="write the results as JSON; each row is kept in FILE.partial.jsonl as it finishes, "
+                        "until FILE is written")
+    p.add_argument("--resume", action="store_true",
+                   help="go on with the interrupted run of this command whose rows FILE.partial.jsonl holds: "
+                        "only the jobs without a row there run")
     p.add_argument("--note", default=None, help="free text stored with the run (e.g. the machine's load)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=main)
@@ -545,7 +582,7 @@ def main(args: argparse.Namespace) -> int:
     2 on bad arguments (``gdl_ref.cli_errors``)."""
     args.data = [d for group in args.data for d in group] if args.data else None
     for name in ("budget_seconds", "toy_budget_seconds", "budget_steps", "batch_size", "eval_samples", "threads",
-                 "toy_workers"):
+                 "workers"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise UsageError(f"argument --{name.replace('_', '-')}: must be positive, got {value}")
@@ -559,6 +596,13 @@ def main(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise UsageError(f"argument {option}: {err}") from None
     _check_json(args.json)
+    if args.resume and args.json is None:
+        raise UsageError("argument --resume: needs --json FILE (the rows of the run it goes on with are in "
+                         "FILE.partial.jsonl)")
+    for option, value, needs, given in (("--peer-seeds", args.peer_seeds, "--peers", args.peers),
+                                        ("--moved-seeds", args.moved_seeds, "--moved", args.moved)):
+        if value is not None and not given:
+            raise UsageError(f"argument {option}: needs {needs}")
     try:
         peers = load_peers(args.peers_dir or default_peers_dir()) if args.peers else []
     except (ImportError, FileNotFoundError) as err:
@@ -568,14 +612,30 @@ def main(args: argparse.Namespace) -> int:
     budget_of = budgets(args)
     log = _silent if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     machine = machine_info(args.device)
+    machine["workers"] = args.workers or 1
+    if machine["workers"] > 1:
+        machine["torch_threads"] = 1  # what each worker process sets (_worker_start)
     started = time.perf_counter()
-    rows = bench(pairs, budget_of, seeds=tuple(args.seeds), device=args.device,
-                 batch_size=args.batch_size, eval_samples=args.eval_samples, peers=peers, moved=args.moved,
-                 toy_workers=args.toy_workers or 1, peers_dir=args.peers_dir or default_peers_dir(), log=log)
-    doc = report(rows, args, peers, machine, wall_seconds=time.perf_counter() - started)
-    print(tables(rows))
+    rowlog = None
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            rowlog = RowLog(partial_path(args.json), command_line(args), args.resume)
+        except ValueError as err:
+            raise Failure(str(err)) from None
+        if rowlog.done:
+            log(f"bench: resuming: {len(rowlog.done)} finished rows in {rowlog.path}")
+    rows = bench(pairs, budget_of, seeds=tuple(args.seeds), device=args.device,
+                 batch_size=args.batch_size, eval_samples=args.eval_samples, peers=peers, moved=args.moved,
+                 peer_seeds=tuple(args.peer_seeds) if args.peer_seeds else None,
+                 moved_seeds=tuple(args.moved_seeds) if args.moved_seeds else None,
+                 workers=args.workers or 1, peers_dir=args.peers_dir or default_peers_dir(),
+                 done=rowlog.done if rowlog else None, on_row=rowlog.add if rowlog else None, log=log)
+    wall = rowlog.wall_seconds() if rowlog else time.perf_counter() - started
+    doc = report(rows, args, peers, machine, wall_seconds=wall, sittings=rowlog.sittings if rowlog else 1)
+    print(tables(rows))
+    if args.json and rowlog:
         args.json.write_text(json.dumps(doc, indent=2, default=jsonable) + "\n", encoding="utf-8")
+        rowlog.close()
         log(f"bench: wrote {args.json}")
     return 1 if any("error" in r for r in rows) else 0

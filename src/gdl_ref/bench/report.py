@@ -108,9 +108,10 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row.pop("seed", None)
         row.update(seeds=[r.get("seed", 0) for r in ok], sd=sd)
         row["kl_negative"] = any(r.get("kl_negative") for r in ok) if "kl" in row else None
-        if row.get("samplers"):
-            row["samplers"] = [_with_sd(*_merge([r["samplers"][i] for r in ok]), row["seeds"])
-                               for i in range(len(ok[0]["samplers"]))]
+        swept = [r for r in ok if r.get("samplers")]  # the sampler sweep runs on the first seed only
+        if swept:
+            row["samplers"] = [_with_sd(*_merge([r["samplers"][i] for r in swept]), [r.get("seed", 0) for r in swept])
+                               for i in range(len(swept[0]["samplers"]))]
         failed = [r for r in group if "error" in r]
         if failed:
             row["errors"] = [f"seed {r.get('seed', 0)}: {r['error']}" for r in failed]
