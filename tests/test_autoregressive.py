@@ -34,7 +34,7 @@ def test_masks_a_and_b() -> None:
         ar.raster_mask(3, 3, "C")
 
 
-@pytest.mark.parametrize("config", [{}, {"kernel": 3, "layers": 3}])
+@pytest.mark.parametrize("config", [{}, {"kernel": 3, "layers": 3}, {"output": "logistic", "mixtures": 3}])
 def test_pixelcnn_is_causal_and_sees_all_of_the_past(config: dict) -> None:
     """d logits(pixel i) / d input(pixel j) is exactly 0 for j >= i and nonzero for j < i (default config)."""
     model = ar.build("digits", dropout=0.0, **config).eval()
@@ -44,7 +44,7 @@ def test_pixelcnn_is_causal_and_sees_all_of_the_past(config: dict) -> None:
     logits = model(onehot)  # (64, 17, 8, 8)
     rows, cols = torch.arange(hw * hw) // hw, torch.arange(hw * hw) % hw
     (grad,) = torch.autograd.grad(logits[torch.arange(hw * hw), :, rows, cols].sum(), onehot)
-    full_view = not config  # the default config must have no blind spot
+    full_view = "layers" not in config  # the default depth must have no blind spot
     for i in range(hw * hw):
         per_pixel = grad[i].abs().sum(0).flatten()  # (64,) d logits_i / d pixel j, raster order
         assert torch.all(per_pixel[i:] == 0), f"pixel {i} depends on a pixel >= itself"
@@ -52,8 +52,9 @@ def test_pixelcnn_is_causal_and_sees_all_of_the_past(config: dict) -> None:
             assert torch.all(per_pixel[:i] > 0), f"pixel {i} has a blind spot"
 
 
-def test_pixelcnn_probabilities_sum_to_one_on_tiny_image_space() -> None:
-    model = _tiny_pixelcnn()
+@pytest.mark.parametrize("output", ["softmax", "logistic"])
+def test_pixelcnn_probabilities_sum_to_one_on_tiny_image_space(output: str) -> None:
+    model = _tiny_pixelcnn(output=output, mixtures=2)
     images = torch.tensor(list(itertools.product(range(3), repeat=4))).view(-1, 1, 2, 2)  # all 81 images
     with torch.no_grad():
         total = model.log_prob(images).exp().sum()
@@ -124,3 +125,22 @@ def test_made_density_integrates_to_one() -> None:
         mass = model.log_prob(grid).exp().sum().item() * step**2
     assert abs(mass - 1.0) < 1e-2
     assert model.sample(4).shape == (4, 2)
+
+
+def test_logistic_mixture_output_is_the_binned_mixture_computed_directly() -> None:
+    """mixture_log_probs against P(l) = sum_k pi_k (sigma((c_l + h - mu_k)/s_k) - sigma((c_l - h - mu_k)/s_k)) in
+    float64, with the first and last bins open to -inf and +inf."""
+    model = ar.build("digits", output="logistic", mixtures=3)
+    out = torch.randn(2, 9, 8, 8, generator=torch.Generator().manual_seed(4))
+    got = model.mixture_log_probs(out)  # (2, 17, 8, 8)
+    logit_pi, mean, log_scale = out.double().view(2, 3, 3, 8, 8).unbind(1)
+    pi, mu, s = torch.softmax(logit_pi, 1), mean.tanh(), log_scale.clamp(-7, 3).exp()
+    centres = torch.linspace(-1, 1, 17, dtype=torch.float64)
+    upper = torch.sigmoid((centres.view(1, 17, 1, 1, 1) + 1 / 16 - mu.unsqueeze(1)) / s.unsqueeze(1))
+    lower = torch.sigmoid((centres.view(1, 17, 1, 1, 1) - 1 / 16 - mu.unsqueeze(1)) / s.unsqueeze(1))
+    upper[:, -1], lower[:, 0] = 1.0, 0.0
+    want = ((upper - lower) * pi.unsqueeze(1)).sum(2)  # (2, 17, 8, 8)
+    torch.testing.assert_close(got.exp().double(), want, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(got.exp().sum(1), torch.ones(2, 8, 8), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="output"):
+        ar.build("digits", output="gaussian")

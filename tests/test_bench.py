@@ -716,53 +716,6 @@ def test_cuda_smoke(tmp_path: Path) -> None:
     assert {r["device"] for r in doc["results"]} == {"cuda"} and doc["machine"]["gpu"]
 
 
-# ---- a run recorded in parts -------------------------------------------------------------------------
-
-def _part(path: Path, rows: list[dict[str, object]], end: str, wall: float, commit: str = "abc") -> Path:
-    doc = {"schema": 2, "date": end, "command": f"gdl-ref bench {path.stem}", "note": "",
-           "machine": {"cpu": "Some CPU", "logical_cpus": 2, "torch_threads": 1, "system": "Linux",
-                       "loadavg_start": [1.0, 1.0, 1.0], "loadavg_end": [2.0, 2.0, 2.0]},
-           "versions": {"torch": "9.9", "numpy": "1", "python": "3.11", "gdl-ref": "0.1", "gdl-ref commit": commit},
-           "seeds": sorted({r["seed"] for r in rows}), "wall_seconds": wall, "results": rows}
-    path.write_text(json.dumps(doc))
-    return path
-
-
-def test_parts_merge_into_one_run_that_the_page_shows(tmp_path: Path) -> None:
-    merge = _script("merge_runs")
-    toys = _part(tmp_path / "ar-s0.json", [
-        _row("autoregressive", "moons ×10", seed=0, toy="moons", move={"scale": 10.0, "shift": 0.0}, test_nll=5.6,
-             kl=0.01, kl_stderr=0.01, entropy=5.6),
-        _row("autoregressive", "moons", seed=0, test_nll=1.0, kl=0.01, kl_stderr=0.01, entropy=1.0)],
-        "2026-01-02T01:00:00+00:00", 1800.0)
-    digits = _part(tmp_path / "digits-s0.json", [
-        _row("autoregressive", "digits", seed=0, test_nll=70.0, test_bits_per_dim=1.6),
-        _row("flow", "digits", seed=0, model="zuko NSF", peer=True, test_nll=90.0),
-        _row("flow", "digits", seed=0, test_nll=88.0, test_bits_per_dim=1.98)],
-        "2026-01-02T01:30:00+00:00", 3000.0)
-    out = tmp_path / "2026-01-02-cpu.json"
-    assert merge.main([str(toys), str(digits), "--out", str(out), "--note", "in parts"]) == 0
-    doc = json.loads(out.read_text())
-    assert [(r["family"], r["data"], r["peer"]) for r in doc["results"]] == [
-        ("autoregressive", "digits", False), ("autoregressive", "moons", False), ("autoregressive", "moons ×10", False),
-        ("flow", "digits", False), ("flow", "digits", True)]
-    assert doc["wall_seconds"] == 3600.0  # from the first start (the toys, 00:30) to the last end (the digits, 01:30)
-    assert [p["file"] for p in doc["parts"]] == ["ar-s0.json", "digits-s0.json"]  # in the order they started
-    assert doc["machine"]["torch_threads"] == [1] and doc["note"] == "in parts"
-    assert merge.main([str(toys), "--out", str(out)]) == 2  # never overwritten
-    page = render_page(doc, "benchmarks/results/2026-01-02-cpu.json",
-                       {"flow | digits | bits/dim ≤ 1.95": "a reason"}, "x.reasons.toml")
-    for needle in ("| command | in 2 parts, below |", "2 logical CPUs, 1 torch thread (", "| `digits-s0.json` | 00:40:00 | 50 min | 1 |",
-                   "gdl-ref bench ar-s0\n",
-                   "python benchmarks/merge_runs.py benchmarks/results/parts-2026-01-02/*.json --out",
-                   "| flow | digits | NLL below zuko NSF's (ours / peer < 1) | 0.978 | 1 | reached |"):
-        assert needle in page, needle
-    other = _part(tmp_path / "flow-s0.json", [_row("flow", "moons", seed=0, test_nll=1.0)],
-                  "2026-01-02T02:00:00+00:00", 60.0, commit="def")
-    assert merge.main([str(toys), str(other), "--out", str(tmp_path / "y.json")]) == 2
-    assert not (tmp_path / "y.json").exists()
-
-
 def test_a_table_whose_rows_ran_different_seeds_shows_them() -> None:
     rows = [_row("flow", "moons", seed=k, test_nll=1.0 + k / 10, kl=0.01, kl_stderr=0.01, entropy=1.0) for k in (0, 1)]
     rows.append(_row("flow", "moons ×10", seed=0, toy="moons", move={"scale": 10.0, "shift": 0.0}, test_nll=5.6,
@@ -799,3 +752,14 @@ def test_row_commands_name_the_peer_and_moved_seeds_where_they_differ_from_ours(
     same = [r for r in rows if not r.get("move")] + [{**r, "seed": k} for r in rows if r.get("move") for k in (0, 1, 2)]
     same += [{**rows[3], "seed": k} for k in (1, 2)]
     assert row_commands({"results": same}, "flow") == ["gdl-ref bench flow --data moons --seeds 0 1 2 --moved --peers"]
+
+
+def test_the_json_names_the_commit_the_run_started_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gdl_ref.bench import harness
+
+    commits = iter(["abc123", "def456+changes"])  # the checkout changes while the run trains
+    monkeypatch.setattr(harness, "_git_commit", lambda: next(commits))
+    out = tmp_path / "run.json"
+    assert _run("autoregressive", "--data", "moons", "--budget-steps", "2", "--eval-samples", "32", "--json", str(out),
+                "--quiet") == 0
+    assert json.loads(out.read_text())["versions"]["gdl-ref commit"] == "abc123"

@@ -176,3 +176,46 @@ def test_build_rebuilds_and_rejects_bad_arguments() -> None:
         vae.build("digits", latnet_dim=3)
     with pytest.raises(ValueError, match=r"\(B, 2\)"):
         toy.loss(torch.zeros(4, 3))
+
+
+def _ar_model() -> vae.ImageVAE:
+    model = vae.build("digits", hidden=8, latent_dim=3, ar_layers=2, ar_channels=8)
+    return model.eval()  # dropout off: the logits are a function of (z, x)
+
+
+def test_autoregressive_decoder_sees_only_the_pixels_before_each_one() -> None:
+    model, g = _ar_model(), torch.Generator().manual_seed(3)
+    z = torch.randn(2, 3, generator=g)
+    x = torch.randint(0, 17, (2, 1, 8, 8), generator=g)
+    with torch.no_grad():
+        logits = model._logits(z, x)  # (2, 17, 8, 8), every pixel at once
+        for i in (0, 9, 30, 63):  # pixel i's logits: the same whatever pixels i, i + 1, ... hold
+            later = x.clone().flatten(1)
+            later[:, i:] = torch.randint(0, 17, later[:, i:].shape, generator=g)
+            again = model._logits(z, later.reshape(x.shape))
+            torch.testing.assert_close(again.flatten(2)[:, :, : i + 1], logits.flatten(2)[:, :, : i + 1])
+            if i < 63:  # and pixel i + 1 does see pixel i
+                assert not torch.allclose(again.flatten(2)[:, :, i + 1:], logits.flatten(2)[:, :, i + 1:])
+        # log p(x | z) is the sum of the per-pixel log-softmax at the observed levels: a normalised chain rule
+        lp = torch.log_softmax(logits, 1).gather(1, x).sum((1, 2, 3))
+        torch.testing.assert_close(model.log_lik(x, z.unsqueeze(0)).squeeze(0), lp)
+
+
+def test_autoregressive_decoder_samples_follow_its_first_conditional_and_keep_the_contract() -> None:
+    model = _ar_model()
+    z = torch.randn(1, 3)
+    with torch.no_grad():
+        probs = torch.softmax(model._logits(z, torch.zeros(1, 1, 8, 8, dtype=torch.long))[0, :, 0, 0], 0)  # (17,)
+        draws = model.decode(z.expand(5_000, 3), "sample", torch.Generator().manual_seed(8))
+    freq = torch.bincount(draws[:, 0, 0, 0], minlength=17).float() / len(draws)
+    assert (freq - probs).abs().max() < 0.03, (freq, probs)
+    assert draws.dtype == torch.int64 and 0 <= draws.min() and draws.max() <= 16
+    x, _ = data.digits("test")
+    model.train()
+    loss = model.loss(x[:4])
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.ar.parameters())
+    lp = model.log_prob(x[:4], k=10)
+    assert lp.shape == (4,) and (lp < 0).all() and model.sample(3).shape == (3, 1, 8, 8)
+    with pytest.raises(ValueError, match="categorical"):
+        vae.build("digits", ar_layers=1, likelihood="logistic")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import shlex
 from importlib import resources
-from pathlib import PurePosixPath
 from typing import Any
 
 from gdl_ref.bench.budgets import RECORDED_STEPS, Budget, recorded_budget
@@ -56,41 +55,16 @@ def _provenance(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     device = ", ".join(sorted({r["device"] for r in doc["results"]})) or "cpu"
     where = m.get("gpu") or f"{m['cpu']} ({m['logical_cpus']} logical CPUs, {_threads(m)})"
-    how = "in parts (see the benchmarks page)" if doc.get("parts") else f"with `{doc['command']}`"
-    return f"Recorded {doc['date'][:10]} on {device}: {where}, {how}."
+    return f"Recorded {doc['date'][:10]} on {device}: {where}, with `{doc['command']}`."
 
 
 def _threads(machine: dict[str, Any]) -> str:
-    """The torch threads of a run: '1 torch thread', '2 torch threads', or its parts' ('1, 2 torch threads')."""
+    """The torch threads of a run: '1 torch thread', '2 torch threads', with the runs at a time where several."""
     threads = machine["torch_threads"]
     counts = threads if isinstance(threads, list) else [threads]
     text = ", ".join(str(t) for t in counts) + (" torch thread" if counts == [1] else " torch threads")
     workers = machine.get("workers", 1)
     return text + (f" a run, {workers} runs at a time" if workers > 1 else "")
-
-
-def _parts_dir(doc: dict[str, Any], source: str) -> str:
-    """Where a run recorded in parts keeps them: ``parts-<date>`` beside the run's JSON."""
-    return str(PurePosixPath(source).parent / f"parts-{doc['date'][:10]}")
-
-
-def _part_command(part: dict[str, Any], parts_dir: str) -> str:
-    """A part's command with its JSON written into ``parts_dir`` under the part's file name."""
-    words = shlex.split(part["command"])
-    if "--json" in words:
-        words[words.index("--json") + 1] = f"{parts_dir}/{part['file']}"
-    return shlex.join(words)
-
-
-def _parts_table(doc: dict[str, Any]) -> list[str]:
-    """The parts of a run recorded in parts: file, start, wall time, threads, load average at start and end."""
-    lines = ["| part | started (UTC) | wall time | torch threads | load average, start → end |", "|---|---|---|---|---|"]
-    for p in doc["parts"]:
-        load = " → ".join(", ".join(f"{v:g}" for v in la) if la else "not recorded"
-                          for la in (p.get("loadavg_start"), p.get("loadavg_end")))
-        lines.append(f"| `{p['file']}` | {p['started'][11:19]} | {_wall_text(p.get('wall_seconds'))} | "
-                     f"{p['torch_threads']} | {load} |")
-    return lines
 
 
 def _wall_text(seconds: float | None) -> str:
@@ -214,11 +188,10 @@ def render_page(doc: dict[str, Any], source: str, reasons: dict[str, str] | None
     hardware = f"{m['cpu']}, {m['logical_cpus']} logical CPUs, {_threads(m)}"
     if m.get("gpu"):
         hardware += f", GPU {m['gpu']}"
-    parts = doc.get("parts") or []
     run_table = [
         ("date (UTC)", doc["date"]),
         *([("note", doc["note"])] if doc.get("note") else []),
-        ("command", f"in {len(parts)} parts, below" if parts else f"`{doc['command']}`"),
+        ("command", f"`{doc['command']}`"),
         ("budget", _budget_text(doc)),
         ("machine", f"{hardware} ({m['system']})"),
         ("load average (1, 5, 15 min), start → end", load),
@@ -231,15 +204,13 @@ def render_page(doc: dict[str, Any], source: str, reasons: dict[str, str] | None
                  "tables": tables([r for r in doc["results"] if r["family"] == family], level=4).rstrip(),
                  "commands": row_commands(doc, family)}
                 for family, label in _families_in(doc["results"])]
-    reproduce = ([_part_command(p, _parts_dir(doc, source)) for p in parts]
-                 + [f"python benchmarks/merge_runs.py {_parts_dir(doc, source)}/*.json --out {source}"]
-                 if parts else [doc["command"]]) + [f"python benchmarks/render_page.py {source}"]
+    reproduce = [doc["command"], f"python benchmarks/render_page.py {source}"]
     return _template().render(
         source=source, budget_summary=_budget_summary(doc), figure=bits_figure(doc["results"]),
         summary=summary_table(doc).rstrip("\n"), earlier_estimators=doc.get("schema", 1) < 2, run_table=run_table,
         targets=targets_table(doc["results"], reasons), reasons_source=reasons_source,
         speed=speed_table(doc["results"]), families=families, wall=_wall_text(doc.get("wall_seconds")),
-        parts=bool(parts), reproduce=reproduce, parts_table="\n".join(_parts_table(doc)) if parts else "",
+        reproduce=reproduce,
     ).rstrip("\n") + "\n"
 
 

@@ -465,15 +465,18 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def report(rows: list[dict[str, Any]], args: argparse.Namespace, peers: list[Peer],
-           machine: dict[str, Any], wall_seconds: float | None = None, sittings: int = 1) -> dict[str, Any]:
+           machine: dict[str, Any], wall_seconds: float | None = None, sittings: int = 1,
+           started_versions: dict[str, str] | None = None) -> dict[str, Any]:
     """The JSON document of a run: when, where, what command, which versions, how long, the rows per seed
     and their summary (mean +- sd over seeds).
 
     ``machine`` is ``machine_info`` taken before the run; the load average after it is added here. A run
     resumed after an interruption (``--resume``) ran in ``sittings`` sittings; ``wall_seconds`` is their sum.
+    ``started_versions`` is ``versions()`` taken as the run began, so that the commit is the one that ran even
+    if the checkout changed while it ran.
     """
     machine = {**machine, "loadavg_end": loadavg()}
-    vers = versions()
+    vers = dict(started_versions) if started_versions is not None else versions()
     for p in peers:
         vers.update(p.versions())
     return {
@@ -611,7 +614,7 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     budget_of = budgets(args)
     log = _silent if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
-    machine = machine_info(args.device)
+    machine, started_versions = machine_info(args.device), versions()
     machine["workers"] = args.workers or 1
     if machine["workers"] > 1:
         machine["torch_threads"] = 1  # what each worker process sets (_worker_start)
@@ -632,7 +635,8 @@ def main(args: argparse.Namespace) -> int:
                  workers=args.workers or 1, peers_dir=args.peers_dir or default_peers_dir(),
                  done=rowlog.done if rowlog else None, on_row=rowlog.add if rowlog else None, log=log)
     wall = rowlog.wall_seconds() if rowlog else time.perf_counter() - started
-    doc = report(rows, args, peers, machine, wall_seconds=wall, sittings=rowlog.sittings if rowlog else 1)
+    doc = report(rows, args, peers, machine, wall_seconds=wall, sittings=rowlog.sittings if rowlog else 1,
+                 started_versions=started_versions)
     print(tables(rows))
     if args.json and rowlog:
         args.json.write_text(json.dumps(doc, indent=2, default=jsonable) + "\n", encoding="utf-8")

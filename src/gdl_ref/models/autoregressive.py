@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gdl_ref import data as gdata
-from gdl_ref.likelihood import Bound, DensityModule, evaluating, normal_log_density
+from gdl_ref.likelihood import Bound, DensityModule, discretised_logistic_log_prob, evaluating, normal_log_density
 from gdl_ref.models.registry import FamilyConfig
 from gdl_ref.models.standardize import Standardize
 
@@ -141,8 +141,11 @@ class PixelCNNConfig(FamilyConfig):
     dropout: float = 0.5  # on the gated features of the horizontal stack (1,000 digits: 0.3 overfits sooner)
     position_bias: bool = True  # a learned logit bias per pixel and level (8x8 images are not translation invariant)
     coordinates: bool = True  # two extra input channels holding each pixel's row and column in [-1, 1]
+    output: str = "softmax"  # each conditional: "softmax" over the levels, or "logistic" (a discretised mixture)
+    mixtures: int = 5  # components of the discretised logistic mixture (output="logistic")
 
-    RANGES = {"levels": (2, 256), "dropout": (0.0, 1.0)}
+    RANGES = {"levels": (2, 256), "dropout": (0.0, 1.0), "mixtures": (1, 64)}
+    CHOICES = {"output": ("softmax", "logistic")}
 
     def recipe(self) -> dict[str, Any]:
         """AdamW with weight decay, an EMA of the weights, early stopping on the val split."""
@@ -163,8 +166,9 @@ class PixelCNN(DensityModule):
             GatedBlock(c_in if i == 0 else cfg.channels, cfg.channels, cfg.kernel, i == 0, cfg.dropout)
             for i in range(cfg.layers)
         )
+        out = cfg.levels if cfg.output == "softmax" else 3 * cfg.mixtures  # logits, or (weight, mean, scale) each
         self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(cfg.channels, cfg.hidden, 1), nn.ReLU(),
-                                  nn.Conv2d(cfg.hidden, cfg.levels, 1))
+                                  nn.Conv2d(cfg.hidden, out, 1))
         self.shape = (1, cfg.size, cfg.size)  # (C, H, W)
         self.bias = nn.Parameter(torch.zeros(1, cfg.levels, cfg.size, cfg.size)) if cfg.position_bias else None
 
@@ -182,11 +186,26 @@ class PixelCNN(DensityModule):
         for block in self.blocks:
             v, h = block(v, h)
             skip = skip + h  # skip connections from every layer to the head
-        out = self.head(skip)  # (B, L, H, W)
+        out = self.head(skip)  # (B, L, H, W), or (B, 3K, H, W) for the logistic mixture
+        if self.config.output == "logistic":
+            out = self.mixture_log_probs(out)
         return out if self.bias is None else out + self.bias
 
+    def mixture_log_probs(self, out: Tensor) -> Tensor:
+        """log P(level) (B, L, H, W) of a mixture of K logistics binned on the levels (PixelCNN++, Salimans et al.,
+        2017): P(l) = sum_k pi_k [sigma((c_l + h - mu_k) / s_k) - sigma((c_l - h - mu_k) / s_k)], from the head's
+        (B, 3K, H, W) = (logits of pi, mu before tanh, log s). Neighbouring levels share each component, so a
+        conditional is smooth in the grey level where a softmax learns 17 free numbers a pixel."""
+        b, _, hgt, wid = out.shape
+        k, levels = self.config.mixtures, self.config.levels
+        logit_pi, mean, log_scale = out.view(b, 3, k, hgt, wid).unbind(1)  # (B, K, H, W) each
+        grid = torch.arange(levels, device=out.device).view(1, levels, 1, 1, 1)  # every level at once
+        lp = discretised_logistic_log_prob(grid, mean.tanh().unsqueeze(1), log_scale.clamp(-7.0, 3.0).unsqueeze(1),
+                                           levels)  # (B, L, K, H, W)
+        return torch.logsumexp(lp + F.log_softmax(logit_pi, 1).unsqueeze(1), 2)  # (B, L, H, W)
+
     def logits(self, x: Tensor) -> Tensor:
-        """Logits (B, L, H, W) for integer images x (B, 1, H, W)."""
+        """Logits (B, L, H, W) for integer images x (B, 1, H, W); their softmax is p(x_i | x_<i) either way."""
         gdata.check_digits(x, shape=self.shape, levels=self.config.levels)
         return self(F.one_hot(x[:, 0], self.config.levels).permute(0, 3, 1, 2).float())
 

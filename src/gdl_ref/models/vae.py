@@ -14,6 +14,15 @@ is tighter, grows with k and tends to log p(x); the test NLL reported by :meth:`
 On digits the decoder is a categorical distribution over the 17 grey levels of each pixel (or, as an option, a
 discretised logistic), so log_prob is a bound on the discrete log-likelihood in nats per image.
 
+With ``ar_layers`` > 0 the digits decoder is autoregressive over the 64 pixels (PixelVAE, Gulrajani et al., 2017):
+
+    p(x | z) = prod_i Cat(x_i | softmax(f_i(z) + g_i(x_<i, z))),
+
+f the factorised decoder's logits and g a small gated PixelCNN (``gdl_ref.models.autoregressive``) over the
+pixels before i, fed the decoder's features of z. Each conditional is a normalised categorical and g sees only
+x_<i, so p(x | z) is a normalised distribution and both bounds stay valid. The latent then carries the digit's
+overall shape and the PixelCNN the correlations between neighbouring pixels that a factorised decoder averages out.
+
 References: Kingma & Welling, "Auto-Encoding Variational Bayes" (2014); Rezende et al., "Stochastic
 Backpropagation and Approximate Inference in Deep Generative Models" (2014); Burda et al., "Importance Weighted
 Autoencoders" (2016); Higgins et al., "beta-VAE" (2017); Salimans et al., "PixelCNN++" (2017, discretised
@@ -33,6 +42,7 @@ from torch import Tensor, nn
 
 from gdl_ref import data as gdata
 from gdl_ref.likelihood import Bound, DensityModule, discretised_logistic_log_prob, evaluating, log_normal
+from gdl_ref.models.autoregressive import GatedBlock
 from gdl_ref.models.registry import FamilyConfig
 from gdl_ref.models.standardize import Standardize
 
@@ -50,8 +60,12 @@ class VAEConfig(FamilyConfig):
     beta: float = 1.0  # weight of the KL term in the loss (beta-VAE); 1.0 is the ELBO
     weight_decay: float = 0.5  # AdamW's decoupled weight decay (see configure_optimizers): 1,000 digits overfit fast
     iwae_k: int = 1000  # importance samples for log_prob (the reported test-NLL bound)
+    ar_layers: int = 0  # digits: gated PixelCNN blocks of an autoregressive decoder (0: a factorised decoder)
+    ar_channels: int = 32  # feature maps of each of those blocks
+    ar_dropout: float = 0.5  # dropout on their gated features
 
     CHOICES = {"likelihood": LIKELIHOODS}
+    RANGES = {"ar_layers": (0, 32), "ar_dropout": (0.0, 1.0)}
 
     @classmethod
     def defaults(cls, data: str) -> dict[str, Any]:
@@ -209,6 +223,8 @@ class ImageVAE(VAE):
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {config.likelihood!r}")
         c, d = config.hidden, config.latent_dim
         out = gdata.DIGIT_LEVELS if config.likelihood == "categorical" else 2
+        if config.ar_layers and config.likelihood != "categorical":
+            raise ValueError("ar_layers needs likelihood='categorical' (the PixelCNN's conditionals are categorical)")
         self.encoder = nn.Sequential(  # (B, 1, 8, 8) -> (B, 2D)
             nn.Conv2d(1, c, 3, padding=1), nn.SiLU(),  # (B, c, 8, 8)
             nn.Conv2d(c, 2 * c, 4, stride=2, padding=1), nn.SiLU(),  # (B, 2c, 4, 4)
@@ -222,6 +238,11 @@ class ImageVAE(VAE):
             nn.Conv2d(c, c, 3, padding=1), nn.SiLU(),
             nn.Conv2d(c, out, 1),  # (B, out, 8, 8): 17 logits, or (mean, log scale)
         )
+        # the autoregressive part: its input is each pixel one-hot, a constant channel and the decoder's features
+        levels, a = gdata.DIGIT_LEVELS, config.ar_channels
+        self.ar = nn.ModuleList(GatedBlock(levels + 1 + c if i == 0 else a, a, 3, i == 0, config.ar_dropout)
+                                for i in range(config.ar_layers))
+        self.ar_head = nn.Conv2d(a, levels, 1) if config.ar_layers else None
 
     def inputs(self, x: Tensor) -> Tensor:
         """Digits (B, 1, 8, 8) as the bin centres in [-1, 1]."""
@@ -233,10 +254,25 @@ class ImageVAE(VAE):
         """The logistic decoder's mean in (-1, 1) and log scale, each (N, 1, 8, 8)."""
         return out[:, :1].tanh(), out[:, 1:].clamp(-7.0, 3.0)
 
+    def _logits(self, z: Tensor, x: Tensor) -> Tensor:
+        """The decoder's output (N, out, 8, 8) for z (N, D); with ``ar_layers``, logits f_i(z) + g_i(x_<i, z) of
+        every pixel at once from the integer images x (N, 1, 8, 8) (only x_<i reaches pixel i)."""
+        if not self.ar:
+            return self.decoder(z)
+        features = self.decoder[:-1](z)  # (N, c, 8, 8): the factorised decoder before its output layer
+        onehot = F.one_hot(x[:, 0], gdata.DIGIT_LEVELS).permute(0, 3, 1, 2).to(features)  # (N, 17, 8, 8)
+        v = h = torch.cat([onehot, torch.ones_like(onehot[:, :1]), features], 1)
+        skip = 0.0
+        for block in self.ar:
+            v, h = block(v, h)
+            skip = skip + h  # (N, a, 8, 8), causal in x
+        return self.decoder[-1](features) + self.ar_head(F.relu(skip))  # (N, 17, 8, 8)
+
     # --8<-- [start:likelihood]
     def log_lik(self, x: Tensor, z: Tensor) -> Tensor:
         """log p(x | z) in nats: x (B, 1, 8, 8), z (..., B, D) -> (..., B)."""
-        out, xs = self._decoded(x, z)  # (N, out, 8, 8), (N, 1, 8, 8)
+        xs = x.expand(*z.shape[:-2], *x.shape).reshape(-1, *x.shape[1:])  # (N, 1, 8, 8): x for each sample
+        out = self._logits(z.reshape(-1, z.shape[-1]), xs)  # (N, out, 8, 8)
         if self.config.likelihood == "categorical":  # log p(x|z) = sum_pixels log softmax(logits)[x]
             lp = -F.cross_entropy(out, xs[:, 0], reduction="none").flatten(1).sum(1)
         else:  # discretised logistic over the 17 levels
@@ -246,7 +282,13 @@ class ImageVAE(VAE):
     # --8<-- [end:likelihood]
 
     def decode(self, z: Tensor, mode: str = "sample", generator: torch.Generator | None = None) -> Tensor:
-        """x ~ p(x | z) ("sample") or its most likely value ("mode"): int64 levels (N, 1, 8, 8)."""
+        """x ~ p(x | z) ("sample") or its most likely value ("mode"): int64 levels (N, 1, 8, 8).
+
+        With ``ar_layers`` one pixel per pass in raster order ("mode": each pixel's most likely level given the
+        ones chosen before it).
+        """
+        if self.ar:
+            return self._decode_autoregressive(z, mode, generator)
         out = self.decoder(z)
         if self.config.likelihood == "categorical":
             logits = out.permute(0, 2, 3, 1)  # (N, 8, 8, 17)
@@ -259,6 +301,19 @@ class ImageVAE(VAE):
             u = torch.rand(mean.shape, generator=generator).to(mean).clamp(1e-5, 1 - 1e-5)
             mean = mean + log_scale.exp() * (u.log() - (1 - u).log())
         return gdata.signed_to_levels(mean)
+
+
+    def _decode_autoregressive(self, z: Tensor, mode: str, generator: torch.Generator | None) -> Tensor:
+        x = torch.zeros(z.shape[0], *gdata.DIGIT_SHAPE, dtype=torch.long, device=z.device)
+        _, hgt, wid = gdata.DIGIT_SHAPE
+        for r in range(hgt):
+            for c in range(wid):
+                logits = self._logits(z, x)[:, :, r, c]  # (N, 17): p(x_rc | x_<rc, z)
+                if mode == "mode":
+                    x[:, 0, r, c] = logits.argmax(1)
+                else:
+                    x[:, 0, r, c] = torch.multinomial(F.softmax(logits, 1), 1, generator=generator)[:, 0]
+        return x
 
 
 class PointVAE(VAE):
