@@ -763,3 +763,19 @@ def test_the_json_names_the_commit_the_run_started_on(tmp_path: Path, monkeypatc
     assert _run("autoregressive", "--data", "moons", "--budget-steps", "2", "--eval-samples", "32", "--json", str(out),
                 "--quiet") == 0
     assert json.loads(out.read_text())["versions"]["gdl-ref commit"] == "abc123"
+
+
+def test_resume_drops_a_last_line_cut_short_by_the_kill(tmp_path: Path) -> None:
+    from gdl_ref.bench.progress import RowLog
+
+    path = tmp_path / "run.json.partial.jsonl"
+    job = bench.Job("flow", "moons", seed=1, move=data.MOVES[0])
+    first = RowLog(path, "the command", resume=False)
+    first.add(job, {"model": "x", "test_nll": 1.5})
+    with path.open("a") as f:
+        f.write('{"sitting": 1, "elapsed": 3.0, "job": {"fam')  # the kill landed mid-write
+    again = RowLog(path, "the command", resume=True)
+    assert again.done == {job: {"model": "x", "test_nll": 1.5}} and again.sittings == 2
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3 and all(json.loads(line) for line in lines)  # the cut line went; the new sitting follows
+    RowLog(path, "the command", resume=True)  # and a third sitting reads the file too

@@ -638,7 +638,7 @@ def main(args: argparse.Namespace) -> int:
     doc = report(rows, args, peers, machine, wall_seconds=wall, sittings=rowlog.sittings if rowlog else 1,
                  started_versions=started_versions)
     print(tables(rows))
-    if args.json and rowlog:
+    if rowlog:
         args.json.write_text(json.dumps(doc, indent=2, default=jsonable) + "\n", encoding="utf-8")
         rowlog.close()
         log(f"bench: wrote {args.json}")

@@ -85,8 +85,9 @@ class RowLog:
                     self.done[_job_of(entry["job"])] = entry["row"]
                 last[sitting] = max(last.get(sitting, 0.0), float(entry["elapsed"]))
             except (json.JSONDecodeError, KeyError, TypeError) as err:
-                if number == len(lines):
-                    break  # the last line, cut short when the run was killed: that job runs again
+                if number == len(lines):  # the last line, cut short when the run was killed: that job runs again
+                    self.path.write_text("".join(f"{kept}\n" for kept in lines[:-1]), encoding="utf-8")
+                    break  # and the line goes, so that the next sitting's lines start on a line of their own
                 raise ValueError(f"{self.path}:{number}: not a row of a bench run ({type(err).__name__}: {err})") \
                     from None
         self.sittings = max(last, default=0)

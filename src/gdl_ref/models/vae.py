@@ -151,11 +151,14 @@ class VAE(DensityModule):
         mu, logvar = self.encoder(self.inputs(x)).chunk(2, dim=-1)
         return mu, logvar.clamp(-12.0, 8.0)
 
+    @staticmethod
+    def _repeated(x: Tensor, z: Tensor) -> Tensor:
+        """x (B, ...) repeated for each sample of z (..., B, D), flattened to (N, ...)."""
+        return x.expand(*z.shape[:-2], *x.shape).reshape(-1, *x.shape[1:])
+
     def _decoded(self, x: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         """The decoder's output for z (..., B, D) flattened to (N, ...), and x repeated to match (N, ...)."""
-        out = self.decoder(z.reshape(-1, z.shape[-1]))  # (N, ...)
-        xs = x.expand(*z.shape[:-2], *x.shape).reshape(-1, *x.shape[1:])  # x repeated for each sample
-        return out, xs
+        return self.decoder(z.reshape(-1, z.shape[-1])), self._repeated(x, z)
 
     # --8<-- [start:elbo]
     def elbo(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -254,12 +257,14 @@ class ImageVAE(VAE):
         """The logistic decoder's mean in (-1, 1) and log scale, each (N, 1, 8, 8)."""
         return out[:, :1].tanh(), out[:, 1:].clamp(-7.0, 3.0)
 
-    def _logits(self, z: Tensor, x: Tensor) -> Tensor:
+    def _logits(self, z: Tensor, x: Tensor, features: Tensor | None = None) -> Tensor:
         """The decoder's output (N, out, 8, 8) for z (N, D); with ``ar_layers``, logits f_i(z) + g_i(x_<i, z) of
-        every pixel at once from the integer images x (N, 1, 8, 8) (only x_<i reaches pixel i)."""
+        every pixel at once from the integer images x (N, 1, 8, 8) (only x_<i reaches pixel i). ``features``:
+        the decoder's features of z, when already computed."""
         if not self.ar:
             return self.decoder(z)
-        features = self.decoder[:-1](z)  # (N, c, 8, 8): the factorised decoder before its output layer
+        if features is None:
+            features = self.decoder[:-1](z)  # (N, c, 8, 8): the factorised decoder before its output layer
         onehot = F.one_hot(x[:, 0], gdata.DIGIT_LEVELS).permute(0, 3, 1, 2).to(features)  # (N, 17, 8, 8)
         v = h = torch.cat([onehot, torch.ones_like(onehot[:, :1]), features], 1)
         skip = 0.0
@@ -271,7 +276,7 @@ class ImageVAE(VAE):
     # --8<-- [start:likelihood]
     def log_lik(self, x: Tensor, z: Tensor) -> Tensor:
         """log p(x | z) in nats: x (B, 1, 8, 8), z (..., B, D) -> (..., B)."""
-        xs = x.expand(*z.shape[:-2], *x.shape).reshape(-1, *x.shape[1:])  # (N, 1, 8, 8): x for each sample
+        xs = self._repeated(x, z)  # (N, 1, 8, 8): x for each sample of z
         out = self._logits(z.reshape(-1, z.shape[-1]), xs)  # (N, out, 8, 8)
         if self.config.likelihood == "categorical":  # log p(x|z) = sum_pixels log softmax(logits)[x]
             lp = -F.cross_entropy(out, xs[:, 0], reduction="none").flatten(1).sum(1)
@@ -305,10 +310,11 @@ class ImageVAE(VAE):
 
     def _decode_autoregressive(self, z: Tensor, mode: str, generator: torch.Generator | None) -> Tensor:
         x = torch.zeros(z.shape[0], *gdata.DIGIT_SHAPE, dtype=torch.long, device=z.device)
+        features = self.decoder[:-1](z)  # (N, c, 8, 8): the same for all 64 passes
         _, hgt, wid = gdata.DIGIT_SHAPE
         for r in range(hgt):
             for c in range(wid):
-                logits = self._logits(z, x)[:, :, r, c]  # (N, 17): p(x_rc | x_<rc, z)
+                logits = self._logits(z, x, features)[:, :, r, c]  # (N, 17): p(x_rc | x_<rc, z)
                 if mode == "mode":
                     x[:, 0, r, c] = logits.argmax(1)
                 else:
