@@ -257,6 +257,7 @@ class ImageVAE(VAE):
         """The logistic decoder's mean in (-1, 1) and log scale, each (N, 1, 8, 8)."""
         return out[:, :1].tanh(), out[:, 1:].clamp(-7.0, 3.0)
 
+    # --8<-- [start:likelihood]
     def _logits(self, z: Tensor, x: Tensor, features: Tensor | None = None) -> Tensor:
         """The decoder's output (N, out, 8, 8) for z (N, D); with ``ar_layers``, logits f_i(z) + g_i(x_<i, z) of
         every pixel at once from the integer images x (N, 1, 8, 8) (only x_<i reaches pixel i). ``features``:
@@ -273,7 +274,6 @@ class ImageVAE(VAE):
             skip = skip + h  # (N, a, 8, 8), causal in x
         return self.decoder[-1](features) + self.ar_head(F.relu(skip))  # (N, 17, 8, 8)
 
-    # --8<-- [start:likelihood]
     def log_lik(self, x: Tensor, z: Tensor) -> Tensor:
         """log p(x | z) in nats: x (B, 1, 8, 8), z (..., B, D) -> (..., B)."""
         xs = self._repeated(x, z)  # (N, 1, 8, 8): x for each sample of z
