@@ -37,6 +37,7 @@ from torch import nn
 
 from gdl_ref import records
 from gdl_ref.bench.budgets import Budget, recorded_budget
+from gdl_ref.bench.job import Job
 from gdl_ref.bench.progress import RowLog, partial_path
 from gdl_ref.bench.report import aggregate, tables
 from gdl_ref.bench.samplers import SAMPLER_SWEEPS
@@ -282,22 +283,6 @@ def plan(family: str, data: list[str] | None) -> list[tuple[str, str]]:
             raise ValueError(f"unknown data {d!r}; valid: {', '.join(valid_data())}")
     chosen = names if family == "all" else [family]
     return [(f, d) for f in chosen for d in (data or DEFAULT_DATA.get(f, ("digits",)))]
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run of the benchmark: a family (or a peer of it, by name) on a data set, maybe moved, under a seed."""
-
-    family: str
-    data: str
-    seed: int = 0
-    peer: str | None = None
-    move: Move | None = None
-    sweep: bool = True  # also score the family's other samplers (SAMPLER_SWEEPS)
-
-    @property
-    def label(self) -> str:
-        return f"{self.peer or self.family} on {self.move.label(self.data) if self.move else self.data}, seed {self.seed}"
 
 
 def jobs(pairs: list[tuple[str, str]], seeds: tuple[int, ...] = (0,), peers: list[Peer] | None = None,

@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from gdl_ref.bench.job import Job
 from gdl_ref.data import Move
 from gdl_ref.records import jsonable
 
@@ -33,15 +34,13 @@ def partial_path(json_path: Path) -> Path:
     return json_path.with_name(json_path.name + SUFFIX)
 
 
-def _job_key(job: Any) -> dict[str, Any]:
+def _job_key(job: Job) -> dict[str, Any]:
     key = asdict(job)
     key["move"] = None if job.move is None else [job.move.scale, job.move.shift]
     return key
 
 
-def _job_of(key: dict[str, Any]) -> Any:
-    from gdl_ref.bench.harness import Job
-
+def _job_of(key: dict[str, Any]) -> Job:
     move = key.get("move")
     return Job(**{**key, "move": None if move is None else Move(*move)})
 
@@ -98,7 +97,7 @@ class RowLog:
             f.write(json.dumps(entry, default=jsonable) + "\n")
             f.flush()
 
-    def add(self, job: Any, row: dict[str, Any]) -> None:
+    def add(self, job: Job, row: dict[str, Any]) -> None:
         """Record a finished job's row."""
         self._append({"sitting": self.sittings, "elapsed": time.perf_counter() - self.started,
                       "job": _job_key(job), "row": row})
